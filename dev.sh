@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI. Each command first runs the set-up
+# (system packages and .venv/, skipped when already done).
+#   ./dev.sh demo   explain the lecture's linear-regression script into explained/
+#   ./dev.sh test   run the whole test suite
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+cmd="${1:-help}"; shift || true
+case "$cmd" in
+  setup) bash scripts/bootstrap.sh ;;
+  demo)
+    bash scripts/bootstrap.sh
+    .venv/bin/explain-graph assets/examples/linear_regression.py --out explained/linear_regression "$@"
+    ;;
+  test)
+    bash scripts/bootstrap.sh
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+    .venv/bin/python -m pytest -q "$@"
+    ;;
+  *) echo "usage: ./dev.sh {demo|test|setup} [args]" >&2; exit 2 ;;
+esac

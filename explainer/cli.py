@@ -1,0 +1,119 @@
+"""``explain-graph``: the command line. Thin: parse options, call the stages, report.
+
+Heavy imports (torch, networkx) happen inside the command, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ExplainerError, UserScriptError
+
+LANGS = ("en", "ko")
+THEMES = ("light", "dark")
+FORMAT_CHOICES = ("svg", "png", "pdf")
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in items if v not in FORMAT_CHOICES]
+    if bad or not items:
+        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(FORMAT_CHOICES)}")
+    return items
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder (default: explained/<script name>/).")
+@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Explain the N-th backward() call of the script.")
+@click.option("--run-to-end", is_flag=True,
+              help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
+@click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
+              help="light for documents, dark (large type) for slides.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Label language.")
+@click.option("--digits", default=4, show_default=True, type=click.IntRange(1, 12), help="Significant digits shown.")
+@click.option("--max-elements", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
+@click.option("--format", "formats", default="svg,png,pdf", show_default=True, help="Diagram formats, comma-separated.")
+@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None,
+              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
+@click.option("--no-seed", is_flag=True, help="Do not seed: the script's randomness is left as it is.")
+@click.version_option(package_name="explain-graph")
+def main(
+    script: Path,
+    script_args: tuple[str, ...],
+    out_dir: Path | None,
+    step: int,
+    run_to_end: bool,
+    theme: str,
+    lang: str,
+    digits: int,
+    max_elements: int,
+    formats: str,
+    rankdir: str | None,
+    seed: int,
+    no_seed: bool,
+) -> None:
+    """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
+
+    Runs SCRIPT unmodified as __main__ (arguments after -- go to it), records its first
+    forward pass, loss, backward pass and optimizer step, then draws the graph.
+
+    \b
+    Example:
+      explain-graph assets/examples/linear_regression.py --out out/
+      explain-graph train.py --step 3 --theme dark --lang ko -- --epochs 5
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        fmt = _formats(formats)
+    except click.BadParameter as exc:
+        raise click.UsageError(f"--format: {exc.message}") from None
+    if out_dir is None:
+        out_dir = Path("explained") / script.stem
+    try:
+        report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
+                          max_elements, fmt, rankdir, None if no_seed else seed)
+    except UserScriptError as exc:
+        if exc.user_traceback:
+            sys.stderr.write(exc.user_traceback)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except ExplainerError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    from .summary import print_summary
+
+    print_summary(report, digits=digits, lang=lang)
+
+
+def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed):  # noqa: ANN001, ANN202
+    import torch  # noqa: F401  (imported here so --help stays fast)
+
+    from .pipeline import explain_script
+    from .render.graphviz import DiagramOptions
+    from .run import RunOptions
+
+    return explain_script(
+        script,
+        out_dir,
+        argv=argv,
+        run=RunOptions(step=step, run_to_end=run_to_end, seed=seed),
+        diagram=DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=script.name),
+        formats=formats,
+        max_elements=max_elements,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

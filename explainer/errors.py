@@ -1,0 +1,65 @@
+"""One exception hierarchy for everything explain-graph reports to a user.
+
+Every error carries a one-line message that says what went wrong and what to do;
+the CLI prints it as is and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class ExplainerError(Exception):
+    """Root of all explain-graph errors."""
+
+    exit_code = 1
+
+
+class ScriptNotFoundError(ExplainerError):
+    """The script path does not exist or is not a file."""
+
+    exit_code = 2
+
+
+class ScriptSyntaxError(ExplainerError):
+    """The user's script does not compile."""
+
+    exit_code = 2
+
+
+class UserScriptError(ExplainerError):
+    """The user's script raised an exception; ``user_traceback`` holds its own frames."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, user_traceback: str = "") -> None:
+        super().__init__(message)
+        self.user_traceback = user_traceback
+
+
+class NoLossError(ExplainerError):
+    """Nothing to explain: no backward() call and no scalar loss found."""
+
+    exit_code = 4
+
+
+class NonScalarLossError(ExplainerError):
+    """backward() from a non-scalar tensor without an explicit gradient."""
+
+    exit_code = 4
+
+
+class StepNotReachedError(ExplainerError):
+    """``--step N`` asked for a backward call the script never made."""
+
+    exit_code = 4
+
+
+class GraphvizError(ExplainerError):
+    """Graphviz's ``dot`` is missing or failed."""
+
+    exit_code = 5
+
+
+class SchemaError(ExplainerError):
+    """A graph.json file is not a graph this version can read."""
+
+    exit_code = 2

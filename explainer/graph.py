@@ -1,0 +1,161 @@
+"""Graph stage: the central type every renderer reads, a `networkx.DiGraph`.
+
+Schema (``explain-graph/1``), all attributes JSON values:
+
+Graph attributes
+    ``schema`` ("explain-graph/1"), ``loss`` (id of the loss node), ``step`` (which
+    backward call), ``backward_order`` (node ids in the order backward ran them),
+    ``first_nonfinite`` (id of the first node whose gradient held NaN/Inf, or null),
+    ``optimizer`` ({name, hyper} or null), ``losses`` (loss of every backward call seen),
+    ``modules`` ({path: class name}), ``notes`` (list of sentences), ``source`` (script
+    path or null), ``max_elements``.
+
+Node ids
+    ``"n0"``, ``"n1"``, ... in forward order (inputs just before their first use, ops in
+    the order they ran): the same script gives the same ids, run after run.
+
+Node attributes
+    ``kind``: "param" | "leaf" (tensor requiring grad, not a parameter) | "input" |
+    "buffer" | "op" | "loss"; ``label``: the name alone ("pred", "fc1.weight",
+    "mse_loss"); ``name``: the user's name or null; ``op``: friendly op name or null;
+    ``autograd``: autograd node class; ``call``: the torch function the op ran inside;
+    ``scalars``: non-tensor numeric arguments; ``shape``; ``dtype``; ``value``,
+    ``grad``: a number for a 0-d tensor, nested lists up to ``max_elements`` entries,
+    else a summary ``{"summary": true, shape, dtype, min, max, mean, norm, nan, inf,
+    head}`` (NaN/Inf entries are the strings "nan", "inf", "-inf"); ``grad`` is
+    ∂loss/∂(this node's output), or a leaf's final ``.grad``; ``backward_step``: 1 for the
+    first node backward processed, null where none; ``module`` / ``module_type``;
+    ``requires_grad``; ``update``: {"before", "after", "lr"} for a parameter the
+    optimizer changed, else null; ``nonfinite``: value or grad holds NaN/Inf.
+
+Edge attributes (edges point forward: input -> op -> output)
+    ``grad``: the gradient that flowed back along this edge (null for inputs that do not
+    require grad); ``slots``: argument positions at the destination; ``output_nr``;
+    ``backward_step``: the step that sent the gradient.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .errors import SchemaError
+from .values import TensorValue
+
+SCHEMA = "explain-graph/1"
+DEFAULT_MAX_ELEMENTS = 16
+
+
+def node_id(key: int) -> str:
+    return f"n{key}"
+
+
+def _json(v: TensorValue | None, max_elements: int) -> Any:
+    return None if v is None else v.to_json(max_elements)
+
+
+def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGraph:
+    """Convert a `explainer.trace.Trace` into the schema above."""
+    g = nx.DiGraph()
+    first_bad = None
+    for key in trace.backward_order:
+        n = trace.nodes[key]
+        if n.grad is not None and n.grad.n_nonfinite:
+            first_bad = node_id(key)
+            break
+    g.graph.update(
+        schema=SCHEMA,
+        loss=node_id(trace.loss),
+        step=trace.step,
+        backward_order=[node_id(k) for k in trace.backward_order],
+        first_nonfinite=first_bad,
+        optimizer=(
+            {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
+        ),
+        losses=[float(x) for x in trace.losses],
+        modules=dict(trace.modules),
+        notes=list(trace.notes),
+        source=trace.source,
+        max_elements=max_elements,
+    )
+    for n in trace.nodes:
+        update = None
+        if n.update is not None:
+            update = {
+                "before": _json(n.update.before, max_elements),
+                "after": _json(n.update.after, max_elements),
+                "lr": n.update.lr,
+            }
+        nonfinite = bool((n.value is not None and n.value.n_nonfinite) or (n.grad is not None and n.grad.n_nonfinite))
+        g.add_node(
+            node_id(n.key),
+            kind=n.kind,
+            label=n.name or n.op or ("input" if n.kind == "input" else n.kind),
+            name=n.name,
+            op=n.op,
+            autograd=n.autograd,
+            call=n.call,
+            scalars=list(n.scalars),
+            shape=list(n.shape),
+            dtype=n.dtype,
+            value=_json(n.value, max_elements),
+            grad=_json(n.grad, max_elements),
+            backward_step=n.backward_step,
+            module=n.module,
+            module_type=n.module_type,
+            requires_grad=n.requires_grad,
+            update=update,
+            nonfinite=nonfinite,
+            n_outputs=n.n_outputs,
+        )
+    for e in trace.edges:
+        dst = trace.nodes[e.dst]
+        g.add_edge(
+            node_id(e.src),
+            node_id(e.dst),
+            grad=_json(e.grad, max_elements),
+            slots=list(e.slots),
+            output_nr=e.output_nr,
+            backward_step=dst.backward_step if e.grad is not None else None,
+        )
+    return g
+
+
+def to_json_data(g: nx.DiGraph) -> dict[str, Any]:
+    """networkx node-link data (``edges`` key) for ``g``."""
+    return nx.node_link_data(g, edges="edges")
+
+
+def dumps(g: nx.DiGraph) -> str:
+    """Deterministic, strict JSON text of ``g`` (no NaN literals)."""
+    return json.dumps(to_json_data(g), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def save_graph(g: nx.DiGraph, path: str | Path) -> None:
+    Path(path).write_text(dumps(g), encoding="utf-8")
+
+
+def loads(text: str) -> nx.DiGraph:
+    """Parse graph.json text back into an equal `networkx.DiGraph`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"not a graph.json file ({exc.msg} at line {exc.lineno}): pass a graph.json written by explain-graph") from None
+    if not isinstance(data, dict) or data.get("graph", {}).get("schema") != SCHEMA:
+        raise SchemaError(f"not an {SCHEMA} graph: pass a graph.json written by this version of explain-graph")
+    return nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
+
+
+def load_graph(path: str | Path) -> nx.DiGraph:
+    p = Path(path)
+    if not p.is_file():
+        raise SchemaError(f"{p} does not exist: pass the graph.json that explain-graph wrote")
+    return loads(p.read_text(encoding="utf-8"))
+
+
+def backward_steps(g: nx.DiGraph) -> list[str]:
+    """Node ids in backward order (the schema's ``backward_order``)."""
+    return list(g.graph.get("backward_order", []))

@@ -1,0 +1,104 @@
+"""Layout stage: positions from one run of Graphviz's ``dot``, shared by every renderer.
+
+`run_dot` lays the DOT source out once and, in the same process call, writes any
+image formats asked for, so the static files and the positions that other
+renderers read (`Layout`) come from the very same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GraphvizError
+
+POINTS_PER_INCH = 72.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """Centre ``(x, y)`` and size in points; y grows upwards (Graphviz's convention)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass
+class Layout:
+    """Positions of nodes, edge splines and cluster boxes, in points."""
+
+    width: float
+    height: float
+    nodes: dict[str, Box] = field(default_factory=dict)
+    edges: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
+    clusters: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+
+
+def dot_binary() -> str:
+    path = shutil.which("dot")
+    if path is None:
+        raise GraphvizError(
+            "Graphviz's `dot` was not found: run scripts/bootstrap.sh (or `apt-get install graphviz`) and try again"
+        )
+    return path
+
+
+def run_dot(source: str, outputs: dict[str, Path] | None = None, timeout: float = 600.0) -> Layout:
+    """Lay out ``source`` once; write ``outputs`` ({format: path}) from the same layout.
+
+    Raises `GraphvizError` with dot's own message when it fails.
+    """
+    outputs = outputs or {}
+    with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
+        layout_path = Path(tmp) / "layout.json"
+        cmd = [dot_binary(), "-Tjson0", f"-o{layout_path}"]
+        for fmt, path in outputs.items():
+            cmd += [f"-T{fmt}", f"-o{path}"]
+        try:
+            proc = subprocess.run(cmd, input=source.encode("utf-8"), capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise GraphvizError(
+                f"dot took more than {timeout:.0f} s to lay out this graph: fold it with --depth to draw fewer nodes"
+            ) from None
+        if proc.returncode != 0:
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GraphvizError(f"dot failed: {msg[-1] if msg else 'no message'}")
+        return parse_layout(json.loads(layout_path.read_text(encoding="utf-8")))
+
+
+def parse_layout(data: dict) -> Layout:
+    """Read ``dot -Tjson0`` output into a `Layout`."""
+    x0, y0, x1, y1 = (float(v) for v in data.get("bb", "0,0,0,0").split(","))
+    layout = Layout(width=x1 - x0, height=y1 - y0)
+    by_gvid: dict[int, str] = {}
+    for obj in data.get("objects", []):
+        name = obj.get("name", "")
+        if "nodes" in obj or name.startswith("cluster"):
+            if "bb" in obj:
+                bx0, by0, bx1, by1 = (float(v) for v in obj["bb"].split(","))
+                layout.clusters[name] = (bx0, by0, bx1, by1)
+            continue
+        by_gvid[obj["_gvid"]] = name
+        if "pos" in obj:
+            px, py = (float(v) for v in obj["pos"].split(","))
+            layout.nodes[name] = Box(
+                px, py, float(obj.get("width", 0)) * POINTS_PER_INCH, float(obj.get("height", 0)) * POINTS_PER_INCH
+            )
+    for edge in data.get("edges", []):
+        tail, head = by_gvid.get(edge["tail"]), by_gvid.get(edge["head"])
+        if tail is None or head is None or "pos" not in edge:
+            continue
+        points = []
+        for part in edge["pos"].split():
+            if part.startswith(("e,", "s,")):
+                continue
+            px, py = part.split(",")
+            points.append((float(px), float(py)))
+        layout.edges[(tail, head)] = points
+    return layout

@@ -1,0 +1,78 @@
+"""The whole static path as one call: run -> trace -> graph -> layout -> renderers.
+
+Files are written to a temporary folder beside the output folder and moved into
+place only when everything succeeded, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .graph import DEFAULT_MAX_ELEMENTS, build_graph, save_graph
+from .render.graphviz import FORMATS, DiagramOptions, render_static
+from .run import RunOptions, run_script
+
+
+@dataclass
+class Report:
+    """What one explanation produced."""
+
+    graph: nx.DiGraph
+    trace: Any
+    files: list[Path] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+
+def write_outputs(
+    g: nx.DiGraph,
+    out_dir: Path,
+    diagram: DiagramOptions,
+    formats: tuple[str, ...] = FORMATS,
+    losses: list[float] | None = None,
+    captured_step: int | None = None,
+) -> list[Path]:
+    """Render ``g`` into ``out_dir`` atomically; return the files written."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".explain-graph-", dir=out_dir.parent))
+    try:
+        render_static(g, tmp, diagram, formats)
+        save_graph(g, tmp / "graph.json")
+        if losses:
+            from .render.plots import loss_curve
+
+            loss_curve(losses, tmp / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for f in sorted(tmp.iterdir()):
+            dest = out_dir / f.name
+            f.replace(dest)
+            written.append(dest)
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def explain_script(
+    script: str | Path,
+    out_dir: str | Path,
+    argv: list[str] | None = None,
+    run: RunOptions | None = None,
+    diagram: DiagramOptions | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Report:
+    """Trace ``script`` and write its diagrams and graph.json into ``out_dir``."""
+    run = run or RunOptions()
+    diagram = diagram or DiagramOptions(title=Path(script).name)
+    result = run_script(script, argv, run)
+    g = build_graph(result.trace, max_elements=max_elements)
+    losses = result.losses if run.run_to_end else None
+    files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step)
+    return Report(graph=g, trace=result.trace, files=files, losses=result.losses)

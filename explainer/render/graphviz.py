@@ -1,0 +1,299 @@
+"""Static diagrams: the graph as DOT, laid out by ``dot``, written as SVG, PNG and PDF.
+
+Colour legend (also drawn in every diagram): blue boxes are parameters, grey boxes
+inputs and data, yellow boxes operations, the red box the loss. Each node shows its
+forward value and, in orange, its gradient ∂loss/∂(node); the filled badge is the
+step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from ..layout import Layout, run_dot
+from ..text import fmt_number, fmt_shape, t, value_full, value_inline, value_lines
+from ..themes import FONT, Theme, get_theme
+
+FORMATS = ("svg", "png", "pdf")
+#: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
+#: other ops' numbers are internal settings (reduction enums, ignore_index).
+SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "leaky_relu", "remainder"})
+#: Longest forward path for which the diagram flows left to right (fits a 16:9 slide);
+#: deeper graphs flow top to bottom.
+LR_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class DiagramOptions:
+    """How a diagram looks. ``rankdir`` None picks LR for shallow graphs, TB otherwise."""
+
+    theme: str = "light"
+    lang: str = "en"
+    digits: int = 4
+    rankdir: str | None = None
+    legend: bool = True
+    title: str | None = None
+
+
+def _q(s: str) -> str:
+    """A quoted DOT string."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _e(s: Any) -> str:
+    """Escape text for a Graphviz HTML-like label."""
+    return html.escape(str(s), quote=True)
+
+
+def _font(text: str, color: str | None = None, size: float | None = None, bold: bool = False) -> str:
+    attrs = ""
+    if color:
+        attrs += f' COLOR="{color}"'
+    if size:
+        attrs += f' POINT-SIZE="{size:g}"'
+    inner = f"<B>{text}</B>" if bold else text
+    return f"<FONT{attrs}>{inner}</FONT>" if attrs else inner
+
+
+def _style(kind: str, theme: Theme) -> tuple[str, str]:
+    return {
+        "param": (theme.param_fill, theme.param_border),
+        "leaf": (theme.leaf_fill, theme.param_border),
+        "input": (theme.input_fill, theme.input_border),
+        "buffer": (theme.input_fill, theme.input_border),
+        "loss": (theme.loss_fill, theme.loss_border),
+    }.get(kind, (theme.op_fill, theme.op_border))
+
+
+def _subtitle(d: dict[str, Any], lang: str) -> str:
+    kind = d["kind"]
+    shape = fmt_shape(d.get("shape") or [], lang)
+    if kind in ("param", "leaf", "input", "buffer"):
+        what = t("parameter" if kind == "param" else kind, lang)
+        return f"{what} · {shape}"
+    op = d.get("op") or ""
+    scalars = d.get("scalars") or []
+    if scalars and d.get("op") in SCALAR_OPS:
+        op += "(·, " + ", ".join(fmt_number(s) for s in scalars) + ")"
+    call = d.get("call")
+    if call and call != d.get("op") and call not in (d.get("op") or ""):
+        op += f" ⊂ {call}"
+    return f"{op} · {shape}" if d.get("name") else shape
+
+
+def step_mark(step: int) -> str:
+    """The backward step as a circled number (① ... ㊿), ``(51)`` beyond."""
+    if 1 <= step <= 20:
+        return chr(0x2460 + step - 1)
+    if 21 <= step <= 35:
+        return chr(0x3251 + step - 21)
+    if 36 <= step <= 50:
+        return chr(0x32B1 + step - 36)
+    return f"({step})"
+
+
+def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
+    """The HTML-like label of one node: name, op, shape, value, grad, step, update."""
+    lang, digits = opts.lang, opts.digits
+    fill, border = _style(d["kind"], theme)
+    rows: list[str] = []
+    title = _font(_e(d["label"]), theme.text, theme.font_size + 1, bold=True)
+    step = d.get("backward_step")
+    if step is not None:
+        title += "  " + _font(_e(step_mark(step)), theme.grad, theme.font_size + 3, bold=True)
+    rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{title}</TD></TR>')
+    rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
+
+    def block(prefix: str, value: Any, color: str) -> None:
+        lines = value_lines(value, digits, lang)
+        for i, line in enumerate(lines):
+            text = f"{prefix} = {line}" if i == 0 else " " * (len(prefix) + 3) + line
+            rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), color, theme.font_size)}</TD></TR>')
+
+    block(t("value", lang), d.get("value"), theme.text)
+    if d.get("grad") is not None:
+        block(t("grad", lang), d.get("grad"), theme.grad)
+    upd = d.get("update")
+    if upd:
+        before = value_inline(upd["before"], digits, lang)
+        after = value_inline(upd["after"], digits, lang)
+        text = f"{t('update', lang)}: {before} → {after}"
+        rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), theme.update, theme.font_size, bold=True)}</TD></TR>')
+    if nid == g.graph.get("first_nonfinite"):
+        rows.append(
+            f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e("⚠ " + t("first_bad", lang)), theme.bad_border, theme.font_size, bold=True)}</TD></TR>'
+        )
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
+
+
+def node_tooltip(d: dict[str, Any]) -> str:
+    parts = [f"{d['label']} ({d['kind']})"]
+    if d.get("autograd"):
+        parts.append(f"autograd: {d['autograd']}")
+    if d.get("module"):
+        parts.append(f"module: {d['module']} ({d.get('module_type') or ''})")
+    parts.append(f"shape {d.get('shape')} {d.get('dtype', '')}")
+    parts.append(f"value: {value_full(d.get('value'))}")
+    if d.get("grad") is not None:
+        parts.append(f"grad: {value_full(d.get('grad'))}")
+    if d.get("backward_step") is not None:
+        parts.append(f"backward step {d['backward_step']}")
+    if d.get("update"):
+        parts.append(f"after update: {value_full(d['update']['after'])}")
+    return "\n".join(parts)
+
+
+def _depth(g: nx.DiGraph) -> int:
+    return int(nx.dag_longest_path_length(g)) if g.number_of_nodes() else 0
+
+
+def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
+    lang = opts.lang
+    loss_id = g.graph.get("loss")
+    loss = g.nodes[loss_id]["value"] if loss_id in g else None
+    parts = []
+    if opts.title:
+        parts.append(_font(_e(opts.title), theme.text, theme.title_size, bold=True))
+    parts.append(_font(_e(f"{t('loss', lang)} = {value_inline(loss, opts.digits, lang)}"), theme.loss_border, theme.title_size))
+    parts.append(_font(_e(f"{t('step', lang)} {g.graph.get('step', 1)}"), theme.muted, theme.title_size))
+    opt = g.graph.get("optimizer")
+    if opt:
+        hyper = opt.get("hyper", {})
+        name = t(opt["name"], lang)
+        lr = f" lr={fmt_number(hyper['lr'], opts.digits)}" if isinstance(hyper.get("lr"), (int, float)) else ""
+        parts.append(_font(_e(f"{name}{lr}"), theme.update, theme.title_size))
+    return "<" + "   ·   ".join(parts) + ">"
+
+
+def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool) -> str:
+    lang = opts.lang
+    sw = []
+    for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
+        fill, border = _style(kind, theme)
+        sw.append(
+            f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
+            f'<TD ALIGN="LEFT">{_font(_e(t(key, lang)), theme.text, theme.small_size)}</TD></TR>'
+        )
+    if has_bad:
+        sw.append(
+            f'<TR><TD BGCOLOR="{theme.bad_fill}" BORDER="1" COLOR="{theme.bad_border}"> </TD>'
+            f'<TD ALIGN="LEFT">{_font(_e(t("legend_bad", lang)), theme.text, theme.small_size)}</TD></TR>'
+        )
+    sw.append(
+        f'<TR><TD>{_font(step_mark(1), theme.grad, theme.font_size + 2, bold=True)}</TD>'
+        f'<TD ALIGN="LEFT">{_font(_e(t("legend_badge", lang)), theme.text, theme.small_size)}</TD></TR>'
+    )
+    for key, color in (("legend_value", theme.text), ("legend_grad", theme.grad), ("legend_update", theme.update)):
+        sw.append(f'<TR><TD></TD><TD ALIGN="LEFT">{_font(_e(t(key, lang)), color, theme.small_size)}</TD></TR>')
+    head = f'<TR><TD COLSPAN="2" ALIGN="LEFT">{_font(_e(t("legend", lang)), theme.text, theme.small_size, bold=True)}</TD></TR>'
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + head + "".join(sw) + "</TABLE>>"
+
+
+def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
+    """The DOT source of the diagram. Deterministic: same graph, same bytes."""
+    opts = opts or DiagramOptions()
+    theme = get_theme(opts.theme)
+    rankdir = opts.rankdir or ("LR" if _depth(g) <= LR_MAX_DEPTH else "TB")
+    lines = [
+        "digraph explain_graph {",
+        f"  graph [rankdir={rankdir}, bgcolor={_q(theme.background)}, fontname={_q(FONT)}, "
+        f"labelloc=t, label={_title(g, opts, theme)}, nodesep=0.35, ranksep=0.55, pad=0.3, "
+        f"fontcolor={_q(theme.text)}];",
+        f"  node [shape=box, style=\"rounded,filled\", fontname={_q(FONT)}, fontsize={theme.font_size:g}, "
+        f"margin=\"0.12,0.06\", penwidth=1.4];",
+        f"  edge [color={_q(theme.edge)}, fontname={_q(FONT)}, fontsize={theme.small_size:g}, "
+        f"fontcolor={_q(theme.grad)}, arrowsize=0.8, penwidth=1.2];",
+    ]
+
+    # Nested module clusters, from the module paths (sorted for determinism).
+    members: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for nid in g.nodes:
+        module = g.nodes[nid].get("module")
+        (members.setdefault(module, []) if module else loose).append(nid)
+    module_types: dict[str, str] = g.graph.get("modules", {})
+    paths = set(members)
+    for p in list(paths):
+        parts = p.split(".")
+        for i in range(1, len(parts)):
+            paths.add(".".join(parts[:i]))
+    children: dict[str, list[str]] = {}
+    roots = []
+    for p in sorted(paths):
+        parent = p.rpartition(".")[0]
+        if parent and parent in paths:
+            children.setdefault(parent, []).append(p)
+        else:
+            roots.append(p)
+    counter = iter(range(1_000_000))
+
+    def emit_node(nid: str, indent: str) -> None:
+        d = g.nodes[nid]
+        fill, border = _style(d["kind"], theme)
+        pen = 1.4
+        if d.get("nonfinite"):
+            fill, border, pen = theme.bad_fill, theme.bad_border, 3.0
+        if nid == g.graph.get("first_nonfinite"):
+            pen = 5.0
+        if d["kind"] == "loss":
+            pen = max(pen, 2.4)
+        lines.append(
+            f"{indent}{_q(nid)} [label={node_label(nid, d, g, opts, theme)}, fillcolor={_q(fill)}, "
+            f"color={_q(border)}, penwidth={pen:g}, tooltip={_q(node_tooltip(d))}];"
+        )
+
+    def emit_cluster(path: str, indent: str) -> None:
+        mtype = module_types.get(path, "")
+        label = f"{path} ({mtype})" if mtype else path
+        lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
+        lines.append(
+            f"{indent}  label={_q(label)}; style=\"rounded,dashed\"; color={_q(theme.cluster)}; "
+            f"fontcolor={_q(theme.muted)}; fontsize={theme.small_size:g}; labeljust=l;"
+        )
+        for nid in members.get(path, []):
+            emit_node(nid, indent + "  ")
+        for child in children.get(path, []):
+            emit_cluster(child, indent + "  ")
+        lines.append(f"{indent}}}")
+
+    for nid in loose:
+        emit_node(nid, "  ")
+    for p in roots:
+        emit_cluster(p, "  ")
+
+    # Edges; a gradient label only where a node fans out, so the split of its gradient shows.
+    for u, v, d in sorted(g.edges(data=True), key=lambda e: (int(e[1][1:]), int(e[0][1:]))):
+        attrs = []
+        grad_out = [w for w in g.successors(u) if g.edges[u, w].get("grad") is not None]
+        if d.get("grad") is None:
+            attrs.append("style=dashed")
+        elif len(grad_out) > 1:
+            attrs.append(f"label={_q(t('edge_grad', opts.lang) + ' ' + value_inline(d['grad'], opts.digits, opts.lang))}")
+        lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+
+    if opts.legend:
+        has_bad = any(d.get("nonfinite") for _, d in g.nodes(data=True))
+        lines.append(
+            f"  legend [shape=plain, style=\"\", label={_legend(opts, theme, has_bad)}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_static(
+    g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = None, formats: tuple[str, ...] = FORMATS, stem: str = "graph"
+) -> tuple[Layout, dict[str, Path]]:
+    """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout."""
+    opts = opts or DiagramOptions()
+    theme = get_theme(opts.theme)
+    source = to_dot(g, opts)
+    paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
+    # The dpi only scales raster output; dot keeps vector output in points.
+    source = source.replace("digraph explain_graph {", f"digraph explain_graph {{\n  dpi={theme.dpi};", 1)
+    layout = run_dot(source, paths)
+    return layout, paths

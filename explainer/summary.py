@@ -1,0 +1,50 @@
+"""The short terminal report after an explanation (rich)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .text import t, value_inline
+
+
+def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Console | None = None) -> None:
+    """Loss, each parameter's value, gradient and update, the backward order, the files."""
+    console = console or Console()
+    g = report.graph
+    loss = g.nodes[g.graph["loss"]]
+    console.print(
+        f"[bold]{t('loss', lang)}[/] ({loss.get('op')}) = [bold red]{value_inline(loss['value'], digits, lang)}[/]"
+        f"   [dim]{t('step', lang)} {g.graph.get('step', 1)}[/]",
+        highlight=False,
+    )
+    for note in g.graph.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    leaves = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
+    if leaves:
+        opt = g.graph.get("optimizer")
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        table.add_column(t("parameter", lang))
+        table.add_column(t("value", lang))
+        table.add_column(t("grad", lang), style="dark_orange")
+        if opt:
+            table.add_column(f"{t('update', lang)} ({t(opt['name'], lang)})", style="green")
+        for _, d in leaves:
+            row = [d["label"], value_inline(d["value"], digits, lang), value_inline(d["grad"], digits, lang)]
+            if opt:
+                row.append(value_inline(d["update"]["after"], digits, lang) if d.get("update") else "–")
+            table.add_row(*row)
+        console.print(table)
+    order = [g.nodes[n]["label"] for n in g.graph.get("backward_order", [])]
+    if order:
+        shown = order if len(order) <= 12 else order[:11] + [f"… {len(order) - 11} more"]
+        console.print("[dim]backward:[/] " + " → ".join(shown), highlight=False)
+    bad = g.graph.get("first_nonfinite")
+    if bad:
+        console.print(f"[bold red]⚠ {t('first_bad', lang)}: {g.nodes[bad]['label']}[/]", highlight=False)
+    if report.files:
+        folder = os.path.relpath(report.files[0].parent)
+        console.print(f"[green]wrote[/] {folder}/: " + ", ".join(f.name for f in report.files), highlight=False)

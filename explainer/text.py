@@ -1,0 +1,183 @@
+"""How numbers and words appear in every renderer: formatting and the two languages.
+
+Renderers never format numbers themselves, so the diagram, the terminal summary
+and (later) the video and slides show the same digits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Korean and English strings. Keys are the same in every language.
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "value": "value",
+        "grad": "grad",
+        "update": "update",
+        "parameter": "parameter",
+        "leaf": "leaf (requires grad)",
+        "input": "input",
+        "buffer": "buffer",
+        "loss": "loss",
+        "step": "step",
+        "legend": "Legend",
+        "legend_param": "parameter (learned)",
+        "legend_input": "input / data",
+        "legend_op": "operation",
+        "legend_loss": "loss",
+        "legend_value": "value = forward value",
+        "legend_grad": "grad = ∂loss/∂(this node)",
+        "legend_badge": "backward step: order autograd ran it",
+        "legend_update": "update: before → after the optimizer step",
+        "legend_bad": "NaN / Inf",
+        "first_bad": "first NaN/Inf in backward",
+        "edge_grad": "∂",
+        "scalar": "scalar",
+        "mean": "mean",
+        "norm": "norm",
+        "range": "range",
+        "manual update": "manual update",
+    },
+    "ko": {
+        "value": "값",
+        "grad": "기울기",
+        "update": "업데이트",
+        "parameter": "파라미터",
+        "leaf": "리프 (기울기 필요)",
+        "input": "입력",
+        "buffer": "버퍼",
+        "loss": "손실",
+        "step": "스텝",
+        "legend": "범례",
+        "legend_param": "파라미터 (학습됨)",
+        "legend_input": "입력 / 데이터",
+        "legend_op": "연산",
+        "legend_loss": "손실",
+        "legend_value": "값 = 순전파 결과",
+        "legend_grad": "기울기 = ∂손실/∂(이 노드)",
+        "legend_badge": "역전파 단계: autograd가 처리한 순서",
+        "legend_update": "업데이트: 옵티마이저 스텝 전 → 후",
+        "legend_bad": "NaN / Inf (비정상 값)",
+        "first_bad": "역전파 중 첫 NaN/Inf",
+        "edge_grad": "∂",
+        "scalar": "스칼라",
+        "mean": "평균",
+        "norm": "노름",
+        "range": "범위",
+        "manual update": "수동 업데이트",
+    },
+}
+
+LANGS = tuple(STRINGS)
+
+#: Most entries per row and rows per matrix shown in a node; larger values show a summary.
+MAX_COLS = 6
+MAX_ROWS = 4
+
+
+def t(key: str, lang: str = "en") -> str:
+    return STRINGS.get(lang, STRINGS["en"]).get(key, STRINGS["en"].get(key, key))
+
+
+def fmt_number(v: Any, digits: int = 4) -> str:
+    """``digits`` significant digits; NaN/Inf (stored as strings) shown as such."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, str):
+        return {"nan": "NaN", "inf": "Inf", "-inf": "-Inf"}.get(v, v)
+    if isinstance(v, int):
+        return str(v)
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text.replace("-", "−")
+
+
+def fmt_shape(shape: list[int] | tuple[int, ...], lang: str = "en") -> str:
+    if not shape:
+        return t("scalar", lang)
+    return "×".join(str(s) for s in shape)
+
+
+def _row(entries: list[Any], digits: int) -> str:
+    if len(entries) > MAX_COLS:
+        head = [fmt_number(e, digits) for e in entries[: MAX_COLS - 2]]
+        tail = [fmt_number(e, digits) for e in entries[-1:]]
+        return "[" + ", ".join(head + ["…"] + tail) + "]"
+    return "[" + ", ".join(fmt_number(e, digits) for e in entries) + "]"
+
+
+def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
+    """A value from the graph schema as short lines of text for a node.
+
+    Scalars as a number, vectors on one line, column vectors transposed (``[…]ᵀ``),
+    small matrices one row per line, anything larger as a summary line.
+    """
+    if v is None:
+        return ["–"]
+    if isinstance(v, dict):
+        return summary_lines(v, digits, lang)
+    if not isinstance(v, list):
+        return [fmt_number(v, digits)]
+    depth, x = 0, v
+    while isinstance(x, list) and x:
+        depth, x = depth + 1, x[0]
+    if depth == 1:
+        return [_row(v, digits)]
+    if depth == 2:
+        if all(isinstance(r, list) and len(r) == 1 for r in v) and len(v) > 1:
+            return [_row([r[0] for r in v], digits) + "ᵀ"]
+        if len(v) <= MAX_ROWS:
+            rows = [_row(r, digits) for r in v]
+            if len(rows) == 1:
+                return ["[" + rows[0] + "]"]
+            return ["[" + rows[0]] + [" " + r for r in rows[1:-1]] + [" " + rows[-1] + "]"]
+    flat = _flatten(v)
+    return [_row(flat, digits) + " (flat)"]
+
+
+def _flatten(v: Any) -> list[Any]:
+    if isinstance(v, list):
+        out: list[Any] = []
+        for e in v:
+            out.extend(_flatten(e))
+        return out
+    return [v]
+
+
+def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en") -> list[str]:
+    line = (
+        f"{t('mean', lang)} {fmt_number(s.get('mean'), digits)} · {t('norm', lang)} {fmt_number(s.get('norm'), digits)}"
+    )
+    rng = f"{t('range', lang)} [{fmt_number(s.get('min'), digits)}, {fmt_number(s.get('max'), digits)}]"
+    lines = [line, rng]
+    bad = []
+    if s.get("nan"):
+        bad.append(f"{s['nan']} NaN")
+    if s.get("inf"):
+        bad.append(f"{s['inf']} Inf")
+    if bad:
+        lines.append("⚠ " + ", ".join(bad))
+    return lines
+
+
+def value_inline(v: Any, digits: int = 4, lang: str = "en") -> str:
+    """One-line form (terminal summary, edge labels)."""
+    return " ".join(value_lines(v, digits, lang))
+
+
+def value_full(v: Any, digits: int = 8) -> str:
+    """Fuller text for tooltips: every stored entry with more digits."""
+    if isinstance(v, dict):
+        head = ", ".join(fmt_number(e, digits) for e in v.get("head", []))
+        return (
+            f"shape {v.get('shape')} {v.get('dtype', '')}; min {fmt_number(v.get('min'), digits)}, "
+            f"max {fmt_number(v.get('max'), digits)}, mean {fmt_number(v.get('mean'), digits)}, "
+            f"norm {fmt_number(v.get('norm'), digits)}, NaN {v.get('nan', 0)}, Inf {v.get('inf', 0)}; first: {head}"
+        )
+    if isinstance(v, list):
+        return "[" + ", ".join(value_full(e, digits) for e in v) + "]"
+    return fmt_number(v, digits)

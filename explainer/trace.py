@@ -1,0 +1,1123 @@
+"""Trace stage: record one forward + loss + backward (+ optimizer step) as plain data.
+
+This is the only module that touches torch internals. It uses PyTorch's supported,
+scoped mechanisms, all removed when the trace ends:
+
+* a ``TorchFunctionMode`` intercepts ``Tensor.backward`` / ``torch.autograd.backward``
+  and notes the function-level call each op ran in (``linear``, ``cross_entropy``);
+* a ``TorchDispatchMode`` records every aten op of the captured step's forward
+  (so ops inside composites, e.g. ``log_softmax`` inside ``cross_entropy``, are seen),
+  with references to its inputs and outputs;
+* global module forward (pre-)hooks give the module each op ran in;
+* ``torch.autograd.graph.Node`` pre-hooks and hooks give the backward order and the
+  gradient flowing into every node and along every edge;
+* global optimizer step (pre-/post-)hooks give each parameter before and after the update.
+
+The result, `Trace`, holds no torch objects: values are `TensorValue` snapshots.
+
+Notes
+-----
+A forward value is found by matching each recorded op output to the autograd node
+that produced it (``tensor.grad_fn``). A tensor later modified in place keeps the
+value it had just before the modification, which belongs to its first node;
+autograd nodes that no aten op produced (rare: ``CopySlices``) have no value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from .errors import NoLossError, NonScalarLossError, StepNotReachedError
+from .values import HEAD_ENTRIES, TensorValue
+
+#: Tensors with at most this many entries keep all their numbers in the trace.
+DEFAULT_KEEP_ELEMENTS = 4096
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class ParamUpdate:
+    """A parameter's value before and after the optimizer step (or a manual update)."""
+
+    before: TensorValue
+    after: TensorValue
+    lr: float | None = None
+
+
+@dataclass
+class OptimizerInfo:
+    """The optimizer whose ``step()`` followed the captured backward."""
+
+    name: str
+    hyper: dict[str, Any]
+
+
+@dataclass
+class TraceNode:
+    """One node of the traced graph: an autograd op, a parameter, or an input tensor."""
+
+    key: int
+    kind: str  # "op" | "loss" | "param" | "leaf" | "input" | "buffer"
+    name: str | None  # the user's name: variable or parameter path
+    op: str | None  # friendly op name ("addmm", "log_softmax")
+    autograd: str | None  # autograd Node class ("AddmmBackward0", "AccumulateGrad")
+    call: str | None  # the torch function it ran inside ("linear", "cross_entropy")
+    scalars: tuple[Any, ...]  # non-tensor numeric arguments (the 2 of x * 2)
+    shape: tuple[int, ...]
+    dtype: str
+    requires_grad: bool
+    value: TensorValue | None = None
+    grad: TensorValue | None = None
+    backward_step: int | None = None
+    module: str | None = None
+    module_type: str | None = None
+    update: ParamUpdate | None = None
+    n_outputs: int = 1
+
+
+@dataclass
+class TraceEdge:
+    """Data flowing ``src -> dst`` in the forward pass; ``grad`` flowed back along it."""
+
+    src: int
+    dst: int
+    slots: tuple[int, ...]  # positions in dst's inputs (next_functions for grad edges)
+    grad: TensorValue | None = None
+    output_nr: int = 0
+
+
+@dataclass
+class Trace:
+    """Everything one trace recorded, as plain data."""
+
+    nodes: list[TraceNode]
+    edges: list[TraceEdge]
+    loss: int
+    backward_order: list[int]
+    step: int = 1
+    optimizer: OptimizerInfo | None = None
+    notes: list[str] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    modules: dict[str, str] = field(default_factory=dict)  # path -> module class
+    source: str | None = None
+
+    def node(self, key: int) -> TraceNode:
+        return self.nodes[key]
+
+    def by_name(self, name: str) -> TraceNode:
+        """The node whose user name is ``name`` (convenience for tests and notebooks)."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def to_graph(self, **kwargs: Any) -> Any:
+        """Convert to the graph model (see `explainer.graph.build_graph`)."""
+        from .graph import build_graph
+
+        return build_graph(self, **kwargs)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def snapshot(t: torch.Tensor, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> TensorValue:
+    """Copy a tensor's numbers out of torch: all of them, or a summary when large."""
+    t = t.detach()
+    shape = tuple(int(s) for s in t.shape)
+    dtype = str(t.dtype).removeprefix("torch.")
+    if t.is_sparse or t.is_quantized or t.device.type == "meta" or t.is_complex():
+        return TensorValue(shape, dtype)
+    if t.dtype in (torch.bfloat16, torch.float16) or str(t.dtype).startswith("torch.float8"):
+        t = t.float()
+    if t.numel() <= keep_elements:
+        return TensorValue(shape, dtype, data=t.to("cpu", copy=True).numpy())
+    f = t.float() if t.dtype != torch.bool else t.to(torch.float32)
+    lo, hi = torch.aminmax(f)
+    stats = {
+        "min": float(lo),
+        "max": float(hi),
+        "mean": float(f.mean()),
+        "norm": float(torch.linalg.vector_norm(f)),
+        "nan": int(torch.isnan(f).sum()),
+        "inf": int(torch.isinf(f).sum()),
+    }
+    head = tuple(float(v) for v in f.reshape(-1)[:HEAD_ENTRIES].tolist())
+    return TensorValue(shape, dtype, stats=stats, head=head)
+
+
+def friendly_op(func: Any | None, node: Any | None = None) -> str:
+    """``aten._log_softmax.default`` -> ``log_softmax``; ``MseLossBackward0`` -> ``mse_loss``."""
+    if func is not None:
+        name = func.overloadpacket.__name__
+        name = name.lstrip("_")
+        for suffix in ("_forward",):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        return name
+    cls = node.name() if node is not None else "op"
+    base = cls.split("::")[-1]
+    for suffix in ("Backward0", "Backward1", "Backward"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    out = []
+    for i, ch in enumerate(base):
+        if ch.isupper() and i > 0 and not base[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out) or cls
+
+
+def _call_name(func: Any) -> str | None:
+    name = getattr(func, "__name__", None)
+    if not name:
+        return None
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        if name.startswith("r") and name[1:] in {"add", "sub", "mul", "truediv", "matmul", "pow"}:
+            name = name[1:]
+        if name.startswith("i") and name[1:] in {"add", "sub", "mul", "truediv"}:
+            name = name[1:]
+    return {"truediv": "div"}.get(name, name)
+
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+_STDLIB_DIRS = tuple(
+    {os.path.dirname(os.path.abspath(os.__file__)), os.path.abspath(sys.prefix), os.path.abspath(sys.base_prefix)}
+)
+
+
+def is_user_file(filename: str) -> bool:
+    """Is this frame's file the user's code, not torch, explain-graph or the stdlib?"""
+    if not filename or filename.startswith("<"):
+        return filename.startswith("<ipython-input") or filename.startswith("<stdin")
+    path = os.path.abspath(filename)
+    if path.startswith(_PKG_DIR + os.sep) or path.startswith(_TORCH_DIR + os.sep):
+        return False
+    if "site-packages" in path or "dist-packages" in path:
+        # A notebook kernel or a test importing the user's module still counts.
+        return False
+    return not any(path.startswith(d + os.sep) for d in _STDLIB_DIRS)
+
+
+def names_in_frames(frame: types.FrameType | None) -> tuple[dict[int, str], dict[int, tuple[str, torch.nn.Module]]]:
+    """Names of tensors and modules visible in the user's frames, innermost first.
+
+    Returns two maps keyed by ``id(obj)`` (used only while the objects are alive,
+    never in output): tensor -> name, module -> name.
+    """
+    tensors: dict[int, str] = {}
+    modules: dict[int, tuple[str, torch.nn.Module]] = {}
+    seen_globals: set[int] = set()
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            scopes = [frame.f_locals]
+            if id(frame.f_globals) not in seen_globals:
+                seen_globals.add(id(frame.f_globals))
+                scopes.append(frame.f_globals)
+            for scope in scopes:
+                _collect_names(scope, tensors, modules)
+        frame = frame.f_back
+    return tensors, modules
+
+
+def _collect_names(
+    scope: dict[str, Any], tensors: dict[int, str], modules: dict[int, tuple[str, torch.nn.Module]]
+) -> None:
+    for name, obj in list(scope.items()):
+        if name.startswith("_") or name == "self":
+            continue
+        if isinstance(obj, torch.Tensor):
+            tensors.setdefault(id(obj), name)
+        elif isinstance(obj, torch.nn.Module):
+            modules.setdefault(id(obj), (name, obj))
+
+
+def _scalar_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = []
+    for a in args:
+        if isinstance(a, bool):
+            continue
+        if isinstance(a, (int, float)):
+            out.append(a if math.isfinite(float(a)) else str(a))
+    return tuple(out)
+
+
+@dataclass
+class _Rec:
+    """One aten op seen in the captured forward."""
+
+    index: int
+    func: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    outs: list[torch.Tensor]
+    versions: list[int]
+    modules: tuple[torch.nn.Module, ...]
+    call: str | None
+    pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
+
+
+class _StopScript(BaseException):
+    """Raised inside the user's script to stop it once the trace is complete.
+
+    A BaseException, so a user's ``except Exception`` does not swallow it.
+    """
+
+
+# --------------------------------------------------------------------------- modes
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        s = self.session
+        if not s.recording or s.busy:
+            return func(*args, **kwargs)
+        mutated = _mutated_inputs(func, args, kwargs)
+        if mutated:
+            s.note_mutation(mutated)
+        out = func(*args, **kwargs)
+        s.record(func, args, kwargs, out)
+        return out
+
+
+def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    schema = getattr(func, "_schema", None)
+    if schema is None:
+        return []
+    out = []
+    for i, arg in enumerate(schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            val = args[i] if i < len(args) else kwargs.get(arg.name)
+            if isinstance(val, torch.Tensor):
+                out.append(val)
+    return out
+
+
+class _Interceptor(TorchFunctionMode):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        if func is torch.Tensor.backward:
+            return self.session.on_backward(func, args, kwargs, kind="method")
+        if func is torch.autograd.backward:
+            return self.session.on_backward(func, args, kwargs, kind="function")
+        s = self.session
+        if not s.recording or s.busy or isinstance(func, torch._ops.OpOverload):
+            return func(*args, **kwargs)
+        name = _call_name(func)
+        if name in (None, "__get__", "__set__", "grad_fn", "requires_grad", "shape", "dtype", "device"):
+            return func(*args, **kwargs)
+        prev = s.current_call
+        s.current_call = name
+        try:
+            return func(*args, **kwargs)
+        finally:
+            s.current_call = prev
+
+
+# --------------------------------------------------------------------------- session
+
+
+class Session:
+    """The state of one trace: which backward call to capture, what was recorded.
+
+    Parameters
+    ----------
+    step
+        Capture the ``step``-th ``backward()`` call (1-based).
+    stop_when_done
+        Raise `_StopScript` once the capture (and the optimizer step after it) is
+        complete: the CLI uses this to stop the user's script early.
+    keep_elements
+        Tensors up to this many entries keep all numbers; larger ones a summary.
+    """
+
+    def __init__(self, step: int = 1, stop_when_done: bool = False, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> None:
+        if step < 1:
+            raise ValueError("step must be >= 1")
+        self.step = step
+        self.stop_when_done = stop_when_done
+        self.keep = keep_elements
+        self.backward_calls = 0
+        self.recording = step == 1
+        self.busy = False
+        self.current_call: str | None = None
+        self.records: list[_Rec] = []
+        self._produced: dict[int, tuple[_Rec, int]] = {}  # id(tensor) -> (record, out index)
+        self.module_stack: list[torch.nn.Module] = []
+        self.losses: list[float] = []
+        self.result: Trace | None = None
+        self.state = "forward"  # forward -> captured -> done
+        self._pending: _Pending | None = None
+        self._handles: list[Any] = []
+        self._modes: list[Any] = []
+
+    # -- installation ---------------------------------------------------------
+
+    @contextmanager
+    def active(self) -> Iterator[Session]:
+        """Install the modes and hooks; everything is removed on exit."""
+        self._handles = [
+            register_module_forward_pre_hook(self._module_pre),
+            register_module_forward_hook(self._module_post),
+            register_optimizer_step_pre_hook(self._opt_pre),
+            register_optimizer_step_post_hook(self._opt_post),
+        ]
+        interceptor, recorder = _Interceptor(self), _Recorder(self)
+        try:
+            with interceptor, recorder:
+                yield self
+        finally:
+            for h in self._handles:
+                h.remove()
+            self._handles = []
+            self.module_stack.clear()
+
+    # -- forward recording ------------------------------------------------------
+
+    def _module_pre(self, module: torch.nn.Module, args: Any) -> None:
+        self.module_stack.append(module)
+
+    def _module_post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if self.module_stack and self.module_stack[-1] is module:
+            self.module_stack.pop()
+
+    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        flat, _ = tree_flatten(out)
+        outs = [t for t in flat if isinstance(t, torch.Tensor)]
+        rec = _Rec(
+            index=len(self.records),
+            func=func,
+            args=args,
+            kwargs=kwargs,
+            outs=outs,
+            versions=[t._version for t in outs],
+            modules=tuple(self.module_stack),
+            call=self.current_call,
+        )
+        self.records.append(rec)
+        for i, t in enumerate(outs):
+            self._produced[id(t)] = (rec, i)
+
+    def note_mutation(self, tensors: list[torch.Tensor]) -> None:
+        """Keep the value a recorded output had before an in-place op overwrites it."""
+        self.busy = True
+        try:
+            for t in tensors:
+                hit = self._produced.get(id(t))
+                if hit is not None:
+                    rec, i = hit
+                    if i not in rec.pre_mutation and rec.outs[i] is t:
+                        rec.pre_mutation[i] = snapshot(t, self.keep)
+        finally:
+            self.busy = False
+
+    def _reset_records(self) -> None:
+        self.records = []
+        self._produced = {}
+
+    # -- backward interception --------------------------------------------------
+
+    def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
+        root, gradient = _backward_root(args, kwargs, kind)
+        if root is not None and root.numel() == 1:
+            self.busy = True
+            try:
+                self.losses.append(float(root.detach().reshape(-1)[0]))
+            finally:
+                self.busy = False
+        self.backward_calls += 1
+        n = self.backward_calls
+        if self.state == "captured":
+            # The script went on to another backward without an optimizer step.
+            self._finish_capture(sys._getframe(1))
+            if self.stop_when_done:
+                raise _StopScript
+        if n != self.step or self.state != "forward":
+            self.recording = False
+            try:
+                return func(*args, **kwargs)
+            finally:
+                if n + 1 == self.step and self.state == "forward":
+                    self._reset_records()
+                    self.recording = True
+        self.recording = False
+        if root is None:
+            raise NonScalarLossError(
+                "backward() was called on several tensors at once; explain-graph traces one loss: "
+                "call backward on a single tensor (e.g. sum the losses first)"
+            )
+        tensor_names, module_names = names_in_frames(sys._getframe(1))
+        self.busy = True
+        try:
+            pending = self._prepare(root, gradient, tensor_names, module_names)
+        finally:
+            self.busy = False
+        pending.install_hooks()
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            pending.remove_hooks()
+        self.busy = True
+        try:
+            pending.after_backward()
+        finally:
+            self.busy = False
+        self._pending = pending
+        self.state = "captured"
+        self._reset_records()
+        return result
+
+    def _prepare(
+        self,
+        root: torch.Tensor,
+        gradient: torch.Tensor | None,
+        tensor_names: dict[int, str],
+        module_names: dict[int, tuple[str, torch.nn.Module]],
+        notes: list[str] | None = None,
+    ) -> _Pending:
+        name = tensor_names.get(id(root), "the loss")
+        if root.grad_fn is None:
+            raise NoLossError(
+                f"{name} has no autograd graph (it is a leaf or does not require grad): "
+                "compute the loss from tensors that require grad, e.g. a model's output"
+            )
+        if gradient is None and root.numel() != 1:
+            raise NonScalarLossError(
+                f"{name} has shape {list(root.shape)}, not a scalar, and backward() got no gradient: "
+                f"reduce it first (e.g. {name}.mean()) or pass a gradient of the same shape"
+            )
+        return _Pending(self, root, tensor_names, module_names, notes or [])
+
+    # -- optimizer ----------------------------------------------------------------
+
+    def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.state == "captured" and self._pending is not None:
+            self.busy = True
+            try:
+                self._pending.before_step(optimizer)
+            finally:
+                self.busy = False
+
+    def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.state == "captured" and self._pending is not None and self._pending.optimizer is optimizer:
+            self.busy = True
+            try:
+                self._pending.after_step(optimizer)
+            finally:
+                self.busy = False
+            self._finish_capture(None)
+            if self.stop_when_done:
+                raise _StopScript
+
+    # -- finishing ----------------------------------------------------------------
+
+    def _finish_capture(self, frame: types.FrameType | None) -> None:
+        if self._pending is None:
+            return
+        self.busy = True
+        try:
+            self.result = self._pending.build()
+        finally:
+            self.busy = False
+        self.result.losses = self.losses
+        self._pending = None
+        self.state = "done"
+
+    def finish(self, namespace: dict[str, Any] | None = None) -> Trace:
+        """Complete the trace once the script (or ``with`` block) has ended.
+
+        If no backward call was captured, explain the final scalar loss instead:
+        ``namespace['loss']`` when it is a tensor, else the last scalar the forward
+        computed; float leaves it depends on are made to require grad for the trace.
+        """
+        if self.state == "captured":
+            self._finish_capture(None)
+        if self.result is not None:
+            self.result.losses = self.losses
+            return self.result
+        if self.backward_calls:
+            raise StepNotReachedError(
+                f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
+                f"use --step {self.backward_calls} or lower"
+            )
+        return self._explain_without_backward(namespace or {})
+
+    def _explain_without_backward(self, namespace: dict[str, Any]) -> Trace:
+        names: dict[int, str] = {}
+        module_names: dict[int, tuple[str, torch.nn.Module]] = {}
+        _collect_names(namespace, names, module_names)
+        target = namespace.get("loss")
+        if isinstance(target, torch.Tensor):
+            if target.numel() != 1:
+                raise NonScalarLossError(
+                    f"loss has shape {list(target.shape)}, not a scalar: reduce it (e.g. loss.mean()) "
+                    "or call loss.backward(gradient) in the script"
+                )
+        else:
+            target = None
+            for rec in reversed(self.records):
+                for t in rec.outs:
+                    if t.dim() == 0 and t.is_floating_point():
+                        target = t
+                        break
+                if target is not None:
+                    break
+        if target is None:
+            raise NoLossError(
+                "the script never calls backward() and computes no scalar loss: "
+                "add loss.backward(), or name the final scalar `loss`"
+            )
+        if target.grad_fn is not None or target.requires_grad:
+            root, made = target, []
+        else:
+            root, made, names = self._replay(target, names)
+        notes = []
+        if made:
+            notes.append(
+                f"The script never calls backward(): explain-graph made {', '.join(made)} require grad "
+                f"and back-propagated from {names.get(id(root), 'the last scalar')} for this trace."
+            )
+        elif self.backward_calls == 0:
+            notes.append(f"The script never calls backward(): explain-graph back-propagated from {names.get(id(root), 'the loss')}.")
+        with self.active():
+            self.recording = False
+            self.busy = True
+            try:
+                pending = self._prepare(root, None, names, module_names, notes)
+            finally:
+                self.busy = False
+            pending.install_hooks()
+            try:
+                root.backward()
+            finally:
+                pending.remove_hooks()
+            self.busy = True
+            try:
+                pending.after_backward()
+                self.result = pending.build()
+            finally:
+                self.busy = False
+        self.result.losses = self.losses
+        self.state = "done"
+        return self.result
+
+    def _replay(self, target: torch.Tensor, names: dict[int, str]) -> tuple[torch.Tensor, list[str], dict[int, str]]:
+        """Re-run the recorded ops that computed ``target`` with float leaves requiring grad."""
+        needed: dict[int, _Rec] = {}
+        leaves: dict[int, torch.Tensor] = {}
+        stack = [target]
+        seen: set[int] = set()
+        while stack:
+            t = stack.pop()
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            hit = self._produced.get(id(t))
+            is_named_leaf = t is not target and id(t) in names
+            if hit is None or is_named_leaf or friendly_op(hit[0].func) in {"lift_fresh", "lift", "lift_fresh_copy"}:
+                leaves[id(t)] = t
+                continue
+            rec = hit[0]
+            needed[rec.index] = rec
+            flat, _ = tree_flatten((rec.args, rec.kwargs))
+            stack.extend(a for a in flat if isinstance(a, torch.Tensor))
+        mapping: dict[int, torch.Tensor] = {}
+        made: list[str] = []
+        new_names: dict[int, str] = {}
+        for key, t in leaves.items():
+            if t.is_floating_point():
+                new = t.detach().clone().requires_grad_(True)
+                made.append(names.get(key, f"a {tuple(t.shape)} tensor"))
+            else:
+                new = t
+            mapping[key] = new
+            if key in names:
+                new_names[id(new)] = names[key]
+        with self.active():
+            self.busy = False
+            self.recording = True
+            for idx in sorted(needed):
+                rec = needed[idx]
+                flat, spec = tree_flatten((rec.args, rec.kwargs))
+                flat = [mapping.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in flat]
+                args, kwargs = spec.unflatten(flat)
+                prev_call = self.current_call
+                self.current_call = rec.call
+                self.module_stack[:] = list(rec.modules)
+                try:
+                    out = rec.func(*args, **kwargs)
+                finally:
+                    self.current_call = prev_call
+                    self.module_stack.clear()
+                new_outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+                for old, new in zip(rec.outs, new_outs):
+                    mapping[id(old)] = new
+                    if id(old) in names:
+                        new_names[id(new)] = names[id(old)]
+            self.recording = False
+        root = mapping[id(target)]
+        return root, sorted(made), new_names
+
+
+def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> tuple[torch.Tensor | None, Any]:
+    if kind == "method":
+        root = args[0]
+        gradient = args[1] if len(args) > 1 else kwargs.get("gradient")
+        return root, gradient
+    tensors = args[0] if args else kwargs.get("tensors")
+    grads = args[1] if len(args) > 1 else kwargs.get("grad_tensors")
+    if isinstance(tensors, torch.Tensor):
+        return tensors, grads if isinstance(grads, torch.Tensor) else (grads[0] if grads else None)
+    if isinstance(tensors, (list, tuple)) and len(tensors) == 1:
+        return tensors[0], (grads[0] if grads else None)
+    return None, None
+
+
+# --------------------------------------------------------------------------- capture
+
+
+class _Pending:
+    """The autograd graph of the captured backward, between hooks and the final `Trace`."""
+
+    def __init__(
+        self,
+        session: Session,
+        root: torch.Tensor,
+        tensor_names: dict[int, str],
+        module_names: dict[int, tuple[str, torch.nn.Module]],
+        notes: list[str],
+    ) -> None:
+        self.s = session
+        self.keep = session.keep
+        self.root = root
+        self.tensor_names = tensor_names
+        self.module_names = module_names
+        self.notes = notes
+        self.records = session.records
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.opt_info: OptimizerInfo | None = None
+        self.before_step_values: dict[int, TensorValue] = {}
+        self.updates: dict[int, ParamUpdate] = {}
+        self._hook_handles: list[Any] = []
+        self.order: list[int] = []
+        self.grad_in: dict[int, list[TensorValue | None]] = {}
+        self.grad_out: dict[int, list[TensorValue | None]] = {}
+
+        # Autograd nodes reachable from the root, in a deterministic BFS.
+        self.fn_nodes: list[Any] = []
+        self.fn_index: dict[Any, int] = {}
+        queue = [root.grad_fn]
+        self.fn_index[root.grad_fn] = 0
+        self.fn_nodes.append(root.grad_fn)
+        i = 0
+        while i < len(queue):
+            fn = queue[i]
+            i += 1
+            for child, _ in fn.next_functions:
+                if child is not None and child not in self.fn_index:
+                    self.fn_index[child] = len(self.fn_nodes)
+                    self.fn_nodes.append(child)
+                    queue.append(child)
+
+        # Forward values: match recorded op outputs to the nodes that produced them.
+        self.fn_value: dict[tuple[int, int], TensorValue] = {}
+        self.fn_rec: dict[int, _Rec] = {}
+        for rec in self.records:
+            for j, t in enumerate(rec.outs):
+                fn = t.grad_fn
+                if fn is None or fn not in self.fn_index:
+                    continue
+                k = self.fn_index[fn]
+                nr = t.output_nr
+                if j in rec.pre_mutation:
+                    val = rec.pre_mutation[j]
+                else:
+                    val = snapshot(t, self.keep)
+                self.fn_value.setdefault((k, nr), val)
+                self.fn_rec.setdefault(k, rec)
+        # Leaves' values before backward and the optimizer can touch them.
+        self.leaf_tensor: dict[int, torch.Tensor] = {}
+        self.leaf_value: dict[int, TensorValue] = {}
+        for k, fn in enumerate(self.fn_nodes):
+            var = getattr(fn, "variable", None)
+            if isinstance(var, torch.Tensor):
+                self.leaf_tensor[k] = var
+                self.leaf_value[k] = snapshot(var, self.keep)
+
+    # hooks
+    def install_hooks(self) -> None:
+        for k, fn in enumerate(self.fn_nodes):
+            self._hook_handles.append(fn.register_prehook(self._make_pre(k)))
+            self._hook_handles.append(fn.register_hook(self._make_post(k)))
+
+    def remove_hooks(self) -> None:
+        for h in self._hook_handles:
+            h.remove()
+        self._hook_handles = []
+
+    def _snap_all(self, grads: tuple[Any, ...]) -> list[TensorValue | None]:
+        self.s.busy = True
+        try:
+            return [snapshot(g, self.keep) if isinstance(g, torch.Tensor) else None for g in grads]
+        finally:
+            self.s.busy = False
+
+    def _make_pre(self, k: int) -> Callable[..., None]:
+        def pre(grad_outputs: tuple[Any, ...]) -> None:
+            self.order.append(k)
+            self.grad_in[k] = self._snap_all(grad_outputs)
+
+        return pre
+
+    def _make_post(self, k: int) -> Callable[..., None]:
+        def post(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+            self.grad_out[k] = self._snap_all(grad_inputs)
+
+        return post
+
+    def after_backward(self) -> None:
+        self.leaf_grad: dict[int, TensorValue | None] = {}
+        for k, var in self.leaf_tensor.items():
+            self.leaf_grad[k] = snapshot(var.grad, self.keep) if var.grad is not None else None
+
+    # optimizer
+    def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.optimizer is not None:
+            return
+        ours = {id(t): k for k, t in self.leaf_tensor.items()}
+        hit = False
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) in ours:
+                    hit = True
+                    self.before_step_values[ours[id(p)]] = snapshot(p, self.keep)
+        if hit:
+            self.optimizer = optimizer
+            group = optimizer.param_groups[0]
+            hyper = {}
+            for key, v in group.items():
+                if key == "params":
+                    continue
+                if isinstance(v, torch.Tensor) and v.numel() == 1:
+                    v = float(v)
+                if isinstance(v, (bool, int, float, str)) or v is None:
+                    hyper[key] = v
+                elif isinstance(v, tuple) and all(isinstance(e, (int, float)) for e in v):
+                    hyper[key] = list(v)
+            self.opt_info = OptimizerInfo(type(optimizer).__name__, hyper)
+
+    def after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        ours = {id(t): k for k, t in self.leaf_tensor.items()}
+        for group in optimizer.param_groups:
+            lr = group.get("lr")
+            lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
+            for p in group["params"]:
+                k = ours.get(id(p))
+                if k is not None and k in self.before_step_values:
+                    self.updates[k] = ParamUpdate(self.before_step_values[k], snapshot(p, self.keep), lr)
+
+    def _manual_updates(self) -> None:
+        """Leaves changed after backward without an optimizer: a hand-written update."""
+        if self.optimizer is not None:
+            return
+        changed = False
+        for k, var in self.leaf_tensor.items():
+            now = snapshot(var, self.keep)
+            before = self.leaf_value[k]
+            if before.data is not None and now.data is not None and not _same(before.data, now.data):
+                self.updates[k] = ParamUpdate(before, now, None)
+                changed = True
+        if changed:
+            self.opt_info = OptimizerInfo("manual update", {})
+
+    # naming
+    def _module_path(self, modules: tuple[torch.nn.Module, ...]) -> tuple[str | None, str | None]:
+        if not modules:
+            return None, None
+        root = modules[0]
+        root_name = self.module_names.get(id(root), (type(root).__name__.lower(), root))[0]
+        inner = modules[-1]
+        if inner is root:
+            return root_name, type(root).__name__
+        sub = _submodule_names(root).get(id(inner))
+        path = f"{root_name}.{sub}" if sub else root_name
+        return path, type(inner).__name__
+
+    def _named_tensors(self) -> None:
+        """Map parameters and buffers of the script's named modules to readable names.
+
+        A parameter of a nested module is named by its path (``fc1.weight``); one
+        that belongs to the named module itself gets the variable's name in front
+        (``model.weight``), which reads like the script.
+        """
+        self.param_names: dict[int, tuple[str, str, str]] = {}
+        self.buffer_names: dict[int, tuple[str, str]] = {}
+        for _, (mod_name, mod) in self.module_names.items():
+            for owner_path, owner in mod.named_modules():
+                module = f"{mod_name}.{owner_path}" if owner_path else mod_name
+                for pname, p in owner.named_parameters(recurse=False):
+                    label = f"{owner_path}.{pname}" if owner_path else f"{mod_name}.{pname}"
+                    self.param_names.setdefault(id(p), (label, module, type(owner).__name__))
+                for bname, b in owner.named_buffers(recurse=False):
+                    if b is not None:
+                        self.buffer_names.setdefault(id(b), (f"{module}.{bname}", module))
+
+    # build
+    def build(self) -> Trace:
+        self._manual_updates()
+        self._named_tensors()
+
+        # Forward order: op nodes by creation order; inputs just before their first consumer.
+        op_keys = [k for k in range(len(self.fn_nodes)) if k not in self.leaf_tensor]
+        op_keys.sort(key=lambda k: self.fn_nodes[k]._sequence_nr())
+
+        out_nodes: list[TraceNode] = []
+        new_id: dict[tuple[str, int], int] = {}
+        edges: dict[tuple[int, int], TraceEdge] = {}
+        modules: dict[str, str] = {}
+        const_tensors: dict[int, torch.Tensor] = {}
+
+        def add_leaf(k: int) -> int:
+            if ("fn", k) in new_id:
+                return new_id[("fn", k)]
+            var = self.leaf_tensor[k]
+            name = self.tensor_names.get(id(var))
+            pname, module, mtype = self.param_names.get(id(var), (None, None, None))
+            is_param = isinstance(var, torch.nn.Parameter) or (
+                k in self.updates and self.opt_info is not None and self.opt_info.name != "manual update"
+            )
+            if pname is not None:
+                name = pname
+                is_param = True
+            if module:
+                modules.setdefault(module, mtype or "")
+            node = TraceNode(
+                key=len(out_nodes),
+                kind="param" if is_param else "leaf",
+                name=name,
+                op=None,
+                autograd="AccumulateGrad",
+                call=None,
+                scalars=(),
+                shape=tuple(var.shape),
+                dtype=str(var.dtype).removeprefix("torch."),
+                requires_grad=True,
+                value=self.leaf_value[k],
+                grad=self.leaf_grad.get(k),
+                module=module,
+                module_type=mtype,
+                update=self.updates.get(k),
+            )
+            out_nodes.append(node)
+            new_id[("fn", k)] = node.key
+            return node.key
+
+        def add_const(t: torch.Tensor) -> int:
+            if ("t", id(t)) in new_id:
+                return new_id[("t", id(t))]
+            const_tensors[id(t)] = t
+            name = self.tensor_names.get(id(t))
+            kind = "input"
+            module = None
+            if id(t) in self.buffer_names:
+                name, module = self.buffer_names[id(t)]
+                kind = "buffer"
+            node = TraceNode(
+                key=len(out_nodes),
+                kind=kind,
+                name=name,
+                op=None,
+                autograd=None,
+                call=None,
+                scalars=(),
+                shape=tuple(t.shape),
+                dtype=str(t.dtype).removeprefix("torch."),
+                requires_grad=False,
+                value=snapshot(t, self.keep),
+                module=module,
+            )
+            out_nodes.append(node)
+            new_id[("t", id(t))] = node.key
+            return node.key
+
+        for k in op_keys:
+            fn = self.fn_nodes[k]
+            rec = self.fn_rec.get(k)
+            # inputs first
+            for child, _ in fn.next_functions:
+                if child is not None and self.fn_index[child] in self.leaf_tensor:
+                    add_leaf(self.fn_index[child])
+            const_args: list[tuple[int, torch.Tensor]] = []
+            if rec is not None:
+                flat, _ = tree_flatten((rec.args, rec.kwargs))
+                pos = 0
+                for a in flat:
+                    if isinstance(a, torch.Tensor):
+                        if not a.requires_grad and a.grad_fn is None:
+                            const_args.append((pos, a))
+                        pos += 1
+                for _, a in const_args:
+                    add_const(a)
+            value = self.fn_value.get((k, 0))
+            out_tensor_name = None
+            if rec is not None:
+                for t in rec.outs:
+                    if t.grad_fn is fn and t.output_nr == 0:
+                        out_tensor_name = self.tensor_names.get(id(t))
+                        break
+            module, mtype = self._module_path(rec.modules) if rec is not None else (None, None)
+            if module:
+                modules.setdefault(module, mtype or "")
+            grads = self.grad_in.get(k) or []
+            node = TraceNode(
+                key=len(out_nodes),
+                kind="loss" if k == 0 else "op",
+                name=out_tensor_name,
+                op=friendly_op(rec.func if rec is not None else None, fn),
+                autograd=fn.name(),
+                call=rec.call if rec is not None else None,
+                scalars=_scalar_args(rec.args) if rec is not None else (),
+                shape=value.shape if value is not None else (tuple(self.root.shape) if k == 0 else ()),
+                dtype=value.dtype if value is not None else "",
+                requires_grad=True,
+                value=value,
+                grad=grads[0] if grads else None,
+                module=module,
+                module_type=mtype,
+                n_outputs=len(grads) if grads else 1,
+            )
+            if k == 0 and node.value is None:
+                node.value = snapshot(self.root, self.keep)
+                node.shape, node.dtype = node.value.shape, node.value.dtype
+            out_nodes.append(node)
+            new_id[("fn", k)] = node.key
+            # edges into this op
+            sent = self.grad_out.get(k) or []
+            for slot, (child, nr) in enumerate(fn.next_functions):
+                if child is None:
+                    continue
+                src = new_id[("fn", self.fn_index[child])]
+                g = sent[slot] if slot < len(sent) else None
+                _add_edge(edges, src, node.key, slot, g, nr)
+            for pos, a in const_args:
+                _add_edge(edges, new_id[("t", id(a))], node.key, pos, None, 0)
+
+        step_of = {}
+        order = []
+        for i, k in enumerate(self.order):
+            if ("fn", k) in new_id:
+                key = new_id[("fn", k)]
+                if key not in step_of:
+                    step_of[key] = len(order) + 1
+                    order.append(key)
+        for n in out_nodes:
+            n.backward_step = step_of.get(n.key)
+        return Trace(
+            nodes=out_nodes,
+            edges=sorted(edges.values(), key=lambda e: (e.dst, e.slots[0] if e.slots else -1, e.src)),
+            loss=new_id[("fn", 0)],
+            backward_order=order,
+            step=self.s.step,
+            optimizer=self.opt_info,
+            notes=list(self.notes),
+            modules=dict(sorted(modules.items())),
+        )
+
+
+def _submodule_names(root: torch.nn.Module) -> dict[int, str]:
+    return {id(m): name for name, m in root.named_modules() if name}
+
+
+def _same(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+
+
+def _add_edge(edges: dict[tuple[int, int], TraceEdge], src: int, dst: int, slot: int, grad: TensorValue | None, nr: int) -> None:
+    e = edges.get((src, dst))
+    if e is None:
+        edges[(src, dst)] = TraceEdge(src, dst, (slot,), grad, nr)
+        return
+    e.slots = e.slots + (slot,)
+    if grad is not None and e.grad is not None and grad.data is not None and e.grad.data is not None:
+        e.grad = TensorValue(grad.shape, grad.dtype, data=e.grad.data + grad.data)
+    elif grad is not None and e.grad is None:
+        e.grad = grad
+
+
+# --------------------------------------------------------------------------- public API
+
+
+class Tracer:
+    """Trace one training step inside a ``with`` block.
+
+    >>> with Tracer() as tr:                      # doctest: +SKIP
+    ...     loss = criterion(model(x), y)
+    ...     loss.backward()
+    ...     optimizer.step()
+    >>> graph = tr.result.to_graph()              # doctest: +SKIP
+
+    If the block never calls backward, the final scalar (a variable named ``loss``
+    in the block's scope, else the last scalar computed) is explained instead.
+    """
+
+    def __init__(self, step: int = 1, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> None:
+        self.session = Session(step=step, stop_when_done=False, keep_elements=keep_elements)
+        self.result: Trace | None = None
+        self._cm: Any = None
+
+    def __enter__(self) -> Tracer:
+        self._cm = self.session.active()
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        frame = sys._getframe(1)
+        self._cm.__exit__(exc_type, exc, tb)
+        if exc_type is not None:
+            return
+        namespace = dict(frame.f_globals)
+        namespace.update(frame.f_locals)
+        self.result = self.session.finish(namespace)
+
+
+def trace_call(fn: Callable[..., Any], *args: Any, step: int = 1, keep_elements: int = DEFAULT_KEEP_ELEMENTS, **kwargs: Any) -> Trace:
+    """Call ``fn(*args, **kwargs)`` and trace the step it performs.
+
+    If ``fn`` calls backward, that call is captured; otherwise, when it returns a
+    scalar tensor, the trace back-propagates from that value.
+    """
+    session = Session(step=step, stop_when_done=False, keep_elements=keep_elements)
+    with session.active():
+        out = fn(*args, **kwargs)
+    namespace = {"loss": out} if isinstance(out, torch.Tensor) else {}
+    return session.finish(namespace)

@@ -1,0 +1,133 @@
+"""Tensor values as plain data: what the trace keeps and what the graph shows.
+
+`TensorValue` is the only form in which a tensor's numbers leave the trace stage:
+numpy data for tensors up to ``keep_elements`` entries, a statistical summary
+for larger ones (so memory stays bounded on big models). `to_json` turns it
+into the graph schema's value: a number, nested lists, or a summary dict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: How many leading entries a summary lists.
+HEAD_ENTRIES = 6
+
+
+@dataclass(frozen=True)
+class TensorValue:
+    """A snapshot of one tensor's numbers, free of torch objects.
+
+    Attributes
+    ----------
+    shape, dtype
+        As torch reports them (dtype without the ``torch.`` prefix).
+    data
+        All entries as a numpy array, or ``None`` above the keep threshold.
+    stats
+        ``min, max, mean, norm, nan, inf`` over all entries (always present
+        when ``data`` is ``None``; computed from ``data`` otherwise).
+    head
+        The first few entries in row-major order when ``data`` is ``None``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str
+    data: np.ndarray | None = None
+    stats: dict[str, float] | None = None
+    head: tuple[float, ...] | None = None
+
+    @property
+    def numel(self) -> int:
+        return int(math.prod(self.shape))
+
+    def summary(self) -> dict[str, float]:
+        """Statistics over all entries (from `data` when kept)."""
+        if self.stats is not None:
+            return self.stats
+        if self.data is None:
+            return {}
+        return stats_of_array(self.data)
+
+    @property
+    def n_nonfinite(self) -> int:
+        s = self.summary()
+        return int(s.get("nan", 0) + s.get("inf", 0))
+
+    def item(self) -> float | None:
+        """The single number of a one-element tensor, else ``None``."""
+        if self.numel == 1 and self.data is not None:
+            return _py_number(self.data.reshape(-1)[0])
+        return None
+
+    def to_json(self, max_elements: int = 16) -> Any:
+        """The schema's JSON value.
+
+        A number for a 0-d tensor, nested lists while ``numel <= max_elements``,
+        else ``{"summary": true, shape, dtype, min, max, mean, norm, nan, inf, head}``.
+        """
+        if self.data is not None and self.numel <= max_elements:
+            if self.data.ndim == 0:
+                return _py_number(self.data.reshape(-1)[0])
+            return _nested(self.data)
+        s = self.summary()
+        head = self.head
+        if head is None and self.data is not None:
+            head = tuple(_py_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
+        out: dict[str, Any] = {"summary": True, "shape": list(self.shape), "dtype": self.dtype}
+        for key in ("min", "max", "mean", "norm"):
+            if key in s:
+                out[key] = _py_number(s[key])
+        out["nan"] = int(s.get("nan", 0))
+        out["inf"] = int(s.get("inf", 0))
+        out["head"] = list(head or ())
+        return out
+
+
+def stats_of_array(arr: np.ndarray) -> dict[str, float]:
+    """min/max/mean/norm plus NaN and Inf counts, in float64."""
+    if arr.size == 0:
+        return {"nan": 0, "inf": 0}
+    a = arr.astype(np.float64, copy=False)
+    nan = int(np.isnan(a).sum())
+    inf = int(np.isinf(a).sum())
+    with np.errstate(all="ignore"):
+        return {
+            "min": float(np.min(a)),
+            "max": float(np.max(a)),
+            "mean": float(np.mean(a)),
+            "norm": float(np.sqrt(np.sum(a * a))),
+            "nan": nan,
+            "inf": inf,
+        }
+
+
+def _py_number(v: Any) -> Any:
+    """A JSON-safe Python number; NaN/Inf become the strings "nan", "inf", "-inf"."""
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    f = float(v)
+    if math.isnan(f):
+        return "nan"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f
+
+
+def _nested(arr: np.ndarray) -> Any:
+    if arr.ndim == 0:
+        return _py_number(arr.reshape(-1)[0])
+    return [_nested(sub) for sub in arr]
+
+
+def json_to_float(v: Any) -> float:
+    """Inverse of `_py_number` for one entry (used by renderers and tests)."""
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
