@@ -14,7 +14,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
-    for p in graphviz libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk \
+    for p in graphviz libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk poppler-utils \
              python3-venv chromium; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
@@ -60,7 +60,12 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 say "installing explain-graph and its dev dependencies into .venv/ (torch pinned by constraints/dev.txt)"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints/dev.txt -e '.[dev]'
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -c constraints/dev.txt -e '.[dev]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "error: installing Python packages failed (log above, also in $log)" >&2
+    exit 1
+fi
 echo "$deps_hash" > "$stamp"
 say "ready: .venv/bin/explain-graph"

@@ -1,0 +1,70 @@
+"""The command line, through a subprocess, as a lecturer uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import EXAMPLES, ROOT, run_cli
+
+
+def test_lecture_example_writes_four_files_and_summary(tmp_path) -> None:
+    r = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["graph.json", "graph.pdf", "graph.png", "graph.svg"]
+    g = json.loads((tmp_path / "out" / "graph.json").read_text())
+    labels = {n["label"] for n in g["nodes"]}
+    assert {"model.weight", "model.bias", "x", "y", "pred", "loss"} <= labels
+    loss = next(n for n in g["nodes"] if n["kind"] == "loss")
+    out = r.stdout
+    assert "loss (mse_loss)" in out and "model.weight" in out and "update (SGD)" in out
+    assert "backward: loss → pred" in out
+    assert f"{loss['value']:.4g}" in out
+    # stopped after the first step: the script's epoch-20 print never ran
+    assert "Epoch" not in out
+
+
+def test_default_out_dir_and_run_to_end(tmp_path) -> None:
+    r = run_cli(str(EXAMPLES / "linear_regression.py"), "--run-to-end", "--format", "svg", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "explained" / "linear_regression"
+    assert sorted(p.name for p in out.iterdir()) == ["graph.json", "graph.svg", "loss_curve.png"]
+    assert "Epoch 200" in r.stdout  # the script ran to its end
+    g = json.loads((out / "graph.json").read_text())
+    assert len(g["graph"]["losses"]) == 200
+    assert g["graph"]["losses"][0] > g["graph"]["losses"][-1]
+
+
+def test_same_script_same_bytes(tmp_path) -> None:
+    for name in ("a", "b"):
+        r = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(tmp_path / name), "--format", "svg")
+        assert r.returncode == 0, r.stderr
+    for f in ("graph.svg", "graph.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_cross_entropy_example_is_explained_without_backward(tmp_path) -> None:
+    r = run_cli(str(EXAMPLES / "cross_entropy.py"), "--out", str(tmp_path), "--lang", "ko", "--theme", "dark")
+    assert r.returncode == 0, r.stderr
+    assert "CE Loss:" in r.stdout  # the script's own output
+    g = json.loads((tmp_path / "graph.json").read_text())
+    ops = [n["op"] for n in g["nodes"] if n["kind"] in ("op", "loss")]
+    assert ops == ["log_softmax", "nll_loss"]
+    assert any("never calls backward" in n for n in g["graph"]["notes"])
+    assert "손실" in r.stdout
+
+
+def test_bad_option_is_a_usage_error(tmp_path) -> None:
+    r = run_cli(str(EXAMPLES / "linear_regression.py"), "--format", "gif", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--format" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_is_fast_and_does_not_import_torch() -> None:
+    code = "import sys, explainer.cli; print('torch' in sys.modules, 'manim' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip() == "False False"
+    r = run_cli("--help")
+    assert r.returncode == 0 and "--step" in r.stdout and "--run-to-end" in r.stdout
