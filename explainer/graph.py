@@ -6,7 +6,7 @@ Graph attributes
     ``schema`` ("explain-graph/1"), ``loss`` (id of the loss node), ``step`` (which
     backward call), ``backward_order`` (node ids in the order backward ran them),
     ``first_nonfinite`` (id of the first node whose gradient held NaN/Inf, or null),
-    ``optimizer`` ({name, hyper} or null), ``losses`` (loss of every backward call seen),
+    ``optimizer`` ({name, hyper} or null), ``losses`` (loss of every backward call seen; NaN/Inf as strings),
     ``modules`` ({path: class name}), ``notes`` (list of sentences), ``source`` (script
     path or null), ``max_elements``.
 
@@ -23,10 +23,13 @@ Node attributes
     ``grad``: a number for a 0-d tensor, nested lists up to ``max_elements`` entries,
     else a summary ``{"summary": true, shape, dtype, min, max, mean, norm, nan, inf,
     head}`` (NaN/Inf entries are the strings "nan", "inf", "-inf"); ``grad`` is
-    ∂loss/∂(this node's output), or a leaf's final ``.grad``; ``backward_step``: 1 for the
-    first node backward processed, null where none; ``module`` / ``module_type``;
+    ∂loss/∂(this node's output); for a leaf, the gradient this backward sent it (its
+    ``.grad``, unless that also holds earlier backward calls' gradients: ``notes`` says
+    so); ``backward_step``: 1 for the first node backward processed, null where none;
+    ``module`` / ``module_type``;
     ``requires_grad``; ``update``: {"before", "after", "lr"} for a parameter the
-    optimizer changed, else null; ``nonfinite``: value or grad holds NaN/Inf.
+    optimizer changed, else null; ``nonfinite``: value or grad holds NaN/Inf. An input
+    nobody named, computed by a call, has that call as ``op`` ("ones", "dropout mask").
 
 Edge attributes (edges point forward: input -> op -> output)
     ``grad``: the gradient that flowed back along this edge (null for inputs that do not
@@ -43,7 +46,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import SchemaError
-from .values import TensorValue
+from .values import TensorValue, _py_number
 
 SCHEMA = "explain-graph/1"
 DEFAULT_MAX_ELEMENTS = 16
@@ -75,7 +78,7 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
         optimizer=(
             {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
         ),
-        losses=[float(x) for x in trace.losses],
+        losses=[_py_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=list(trace.notes),
         source=trace.source,

@@ -18,9 +18,19 @@ The result, `Trace`, holds no torch objects: values are `TensorValue` snapshots.
 Notes
 -----
 A forward value is found by matching each recorded op output to the autograd node
-that produced it (``tensor.grad_fn``). A tensor later modified in place keeps the
-value it had just before the modification, which belongs to its first node;
-autograd nodes that no aten op produced (rare: ``CopySlices``) have no value.
+that produced it (``tensor.grad_fn``). An in-place op (``nn.ReLU(inplace=True)``)
+gives a tensor a new ``grad_fn``: the ``grad_fn`` and value it had just before are
+kept, so each node shows its own output. Autograd nodes that no aten op produced
+(rare: ``CopySlices``) have no value; a custom ``autograd.Function`` is named by its
+class and shows its output.
+
+Ops are recorded from the script's start; the records are dropped at each backward
+call before the captured one, unless it kept its graph (``retain_graph=True``), so a
+retained graph back-propagated again at ``--step N`` still has its values.
+
+A leaf's ``grad`` is what this backward sent it (∂loss/∂leaf). When its ``.grad``
+already held an earlier backward's gradient, or changed before ``optimizer.step()``
+(gradient clipping), a note says so.
 """
 
 from __future__ import annotations
@@ -138,7 +148,20 @@ class Trace:
 
 
 def snapshot(t: torch.Tensor, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> TensorValue:
-    """Copy a tensor's numbers out of torch: all of them, or a summary when large."""
+    """Copy a tensor's numbers out of torch: all of them, or a summary when large.
+
+    For plain tensors the copy runs with torch-function and dispatch modes switched
+    off (C++ guards, restored on exit): otherwise the trace's own modes would see,
+    and pass on, every op of every copy, the largest share of the trace's time.
+    Tensor subclasses keep their own dispatch.
+    """
+    if type(t) is torch.Tensor or type(t) is torch.nn.Parameter:
+        with torch._C.DisableTorchFunction(), torch._C._DisableTorchDispatch():
+            return _snapshot(t, keep_elements)
+    return _snapshot(t, keep_elements)
+
+
+def _snapshot(t: torch.Tensor, keep_elements: int) -> TensorValue:
     t = t.detach()
     shape = tuple(int(s) for s in t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
@@ -227,6 +250,7 @@ def names_in_frames(frame: types.FrameType | None) -> tuple[dict[int, str], dict
     tensors: dict[int, str] = {}
     modules: dict[int, tuple[str, torch.nn.Module]] = {}
     seen_globals: set[int] = set()
+    selves: list[Any] = []
     while frame is not None:
         if is_user_file(frame.f_code.co_filename):
             scopes = [frame.f_locals]
@@ -235,7 +259,24 @@ def names_in_frames(frame: types.FrameType | None) -> tuple[dict[int, str], dict
                 scopes.append(frame.f_globals)
             for scope in scopes:
                 _collect_names(scope, tensors, modules)
+            if "self" in frame.f_code.co_varnames[:1]:
+                selves.append(frame.f_locals.get("self"))
         frame = frame.f_back
+    # Then what methods reach through ``self`` (a trainer's ``self.model`` is named
+    # ``model``), so plain variable names win.
+    for obj in selves:
+        if isinstance(obj, torch.nn.Module):
+            modules.setdefault(id(obj), ("self", obj))
+            continue
+        attrs = getattr(obj, "__dict__", None)
+        if not isinstance(attrs, dict):
+            continue
+        taken = set(tensors.values()) | {name for name, _ in modules.values()}
+        _collect_names(
+            {(f"self.{k}" if k in taken else k): v for k, v in attrs.items() if not k.startswith("_")},
+            tensors,
+            modules,
+        )
     return tensors, modules
 
 
@@ -274,6 +315,8 @@ class _Rec:
     modules: tuple[torch.nn.Module, ...]
     call: str | None
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
+    #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
+    pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
 
 
 class _StopScript(BaseException):
@@ -287,6 +330,12 @@ class _StopScript(BaseException):
 
 
 class _Recorder(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Otherwise torch wraps __torch_dispatch__ in torch._dynamo.disable, which
+        # imports torch._dynamo (1.5 s, half of a run) on the first op of every script.
+        return False
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
@@ -298,10 +347,15 @@ class _Recorder(TorchDispatchMode):
             return func(*args, **kwargs)
         mutated = _mutated_inputs(func, args, kwargs)
         if mutated:
-            s.note_mutation(mutated)
+            s.note_mutation(mutated, func)
         out = func(*args, **kwargs)
         s.record(func, args, kwargs, out)
         return out
+
+
+#: Batch-norm ops that update running_mean / running_var (arguments 3 and 4) in
+#: training mode although their schema does not mark them as written.
+_UNMARKED_BN = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
 
 
 def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
@@ -309,6 +363,9 @@ def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if schema is None:
         return []
     out = []
+    packet = getattr(func, "overloadpacket", None)
+    if packet is not None and packet.__name__ in _UNMARKED_BN and len(args) > 5 and args[5]:
+        out.extend(a for a in args[3:5] if isinstance(a, torch.Tensor))
     for i, arg in enumerate(schema.arguments):
         if arg.alias_info is not None and arg.alias_info.is_write:
             val = args[i] if i < len(args) else kwargs.get(arg.name)
@@ -366,11 +423,15 @@ class Session:
         self.stop_when_done = stop_when_done
         self.keep = keep_elements
         self.backward_calls = 0
-        self.recording = step == 1
+        # Ops are recorded from the start: a graph kept with retain_graph=True can be
+        # back-propagated again at a later step, and its values must be known then.
+        self.recording = True
         self.busy = False
         self.current_call: str | None = None
         self.records: list[_Rec] = []
         self._produced: dict[int, tuple[_Rec, int]] = {}  # id(tensor) -> (record, out index)
+        self._const_pre: dict[int, TensorValue] = {}  # id(tensor) -> value before an in-place op
+        self._in_optimizer = False
         self.module_stack: list[torch.nn.Module] = []
         self.losses: list[float] = []
         self.result: Trace | None = None
@@ -426,22 +487,42 @@ class Session:
         for i, t in enumerate(outs):
             self._produced[id(t)] = (rec, i)
 
-    def note_mutation(self, tensors: list[torch.Tensor]) -> None:
-        """Keep the value a recorded output had before an in-place op overwrites it."""
+    def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
+        """Keep what an in-place op is about to overwrite.
+
+        For a recorded output: its value and its ``grad_fn`` (an in-place op such as
+        ``relu_`` gives the tensor a new ``grad_fn``; the old node keeps the old value).
+        For a constant (a BatchNorm running mean): its value before the update, unless
+        the op only writes it (``zero_``, ``fill_``).
+        """
         self.busy = True
         try:
+            seen: set[int] = set()
             for t in tensors:
-                hit = self._produced.get(id(t))
-                if hit is not None:
-                    rec, i = hit
-                    if i not in rec.pre_mutation and rec.outs[i] is t:
-                        rec.pre_mutation[i] = snapshot(t, self.keep)
+                for u in (t, t._base if t._is_view() else None):
+                    if u is None or id(u) in seen:
+                        continue
+                    seen.add(id(u))
+                    hit = self._produced.get(id(u))
+                    if hit is not None:
+                        rec, i = hit
+                        if i not in rec.pre_mutation and rec.outs[i] is u:
+                            rec.pre_mutation[i] = snapshot(u, self.keep)
+                            if u.grad_fn is not None:
+                                rec.pre_mutation_fn[i] = (u.grad_fn, u.output_nr)
+                    elif (
+                        not u.requires_grad
+                        and id(u) not in self._const_pre
+                        and not _writes_only(func)
+                    ):
+                        self._const_pre[id(u)] = snapshot(u, self.keep)
         finally:
             self.busy = False
 
     def _reset_records(self) -> None:
         self.records = []
         self._produced = {}
+        self._const_pre = {}
 
     # -- backward interception --------------------------------------------------
 
@@ -465,8 +546,10 @@ class Session:
             try:
                 return func(*args, **kwargs)
             finally:
-                if n + 1 == self.step and self.state == "forward":
-                    self._reset_records()
+                if self.state == "forward":
+                    # A retained graph may be back-propagated again: keep its values.
+                    if not _retains_graph(args, kwargs):
+                        self._reset_records()
                     self.recording = True
         self.recording = False
         if root is None:
@@ -519,6 +602,10 @@ class Session:
     # -- optimizer ----------------------------------------------------------------
 
     def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.state == "forward" and self.recording:
+            # An update before the captured step is no part of any forward pass.
+            self.recording = False
+            self._in_optimizer = True
         if self.state == "captured" and self._pending is not None:
             self.busy = True
             try:
@@ -527,6 +614,10 @@ class Session:
                 self.busy = False
 
     def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._in_optimizer:
+            self._in_optimizer = False
+            if self.state == "forward":
+                self.recording = True
         if self.state == "captured" and self._pending is not None and self._pending.optimizer is optimizer:
             self.busy = True
             try:
@@ -687,6 +778,27 @@ class Session:
         return root, sorted(made), new_names
 
 
+#: In-place ops that only write their argument, so its old value was never an input.
+_WRITE_ONLY = frozenset(
+    {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "random_", "exponential_",
+     "geometric_", "cauchy_", "log_normal_", "resize_", "set_", "detach_", "requires_grad_"}
+)
+
+
+def _writes_only(func: Any) -> bool:
+    packet = getattr(func, "overloadpacket", None)
+    return packet is not None and packet.__name__ in _WRITE_ONLY
+
+
+def _retains_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Did this backward call keep its graph (``retain_graph=True`` or ``create_graph=True``)?"""
+    # The same positions for Tensor.backward(self, gradient, retain_graph, create_graph)
+    # and torch.autograd.backward(tensors, grad_tensors, retain_graph, create_graph).
+    retain = args[2] if len(args) > 2 else kwargs.get("retain_graph")
+    create = args[3] if len(args) > 3 else kwargs.get("create_graph", False)
+    return bool(create if retain is None else retain)
+
+
 def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> tuple[torch.Tensor | None, Any]:
     if kind == "method":
         root = args[0]
@@ -722,6 +834,8 @@ class _Pending:
         self.module_names = module_names
         self.notes = notes
         self.records = session.records
+        self.produced = session._produced
+        self.const_pre = session._const_pre
         self.optimizer: torch.optim.Optimizer | None = None
         self.opt_info: OptimizerInfo | None = None
         self.before_step_values: dict[int, TensorValue] = {}
@@ -752,11 +866,12 @@ class _Pending:
         self.fn_rec: dict[int, _Rec] = {}
         for rec in self.records:
             for j, t in enumerate(rec.outs):
-                fn = t.grad_fn
+                # An in-place op later gave the tensor a new grad_fn: this op's node
+                # is the one it had just before.
+                fn, nr = rec.pre_mutation_fn.get(j, (t.grad_fn, t.output_nr))
                 if fn is None or fn not in self.fn_index:
                     continue
                 k = self.fn_index[fn]
-                nr = t.output_nr
                 if j in rec.pre_mutation:
                     val = rec.pre_mutation[j]
                 else:
@@ -766,11 +881,15 @@ class _Pending:
         # Leaves' values before backward and the optimizer can touch them.
         self.leaf_tensor: dict[int, torch.Tensor] = {}
         self.leaf_value: dict[int, TensorValue] = {}
+        self.leaf_had_grad: set[int] = set()  # leaves whose .grad was already non-zero
+        self.grads_changed: list[int] = []  # leaves whose .grad changed before optimizer.step()
         for k, fn in enumerate(self.fn_nodes):
             var = getattr(fn, "variable", None)
             if isinstance(var, torch.Tensor):
                 self.leaf_tensor[k] = var
                 self.leaf_value[k] = snapshot(var, self.keep)
+                if var.grad is not None and bool(var.grad.detach().ne(0).any()):
+                    self.leaf_had_grad.add(k)
 
     # hooks
     def install_hooks(self) -> None:
@@ -814,11 +933,20 @@ class _Pending:
             return
         ours = {id(t): k for k, t in self.leaf_tensor.items()}
         hit = False
+        changed: list[int] = []
         for group in optimizer.param_groups:
             for p in group["params"]:
                 if id(p) in ours:
                     hit = True
-                    self.before_step_values[ours[id(p)]] = snapshot(p, self.keep)
+                    k = ours[id(p)]
+                    self.before_step_values[k] = snapshot(p, self.keep)
+                    seen = self.leaf_grad.get(k)
+                    if p.grad is not None and seen is not None and seen.data is not None:
+                        now = snapshot(p.grad, self.keep)
+                        if now.data is not None and not _same(seen.data, now.data):
+                            changed.append(k)
+        if changed:
+            self.grads_changed = changed
         if hit:
             self.optimizer = optimizer
             group = optimizer.param_groups[0]
@@ -856,7 +984,39 @@ class _Pending:
                 self.updates[k] = ParamUpdate(before, now, None)
                 changed = True
         if changed:
-            self.opt_info = OptimizerInfo("manual update", {})
+            lr = self._manual_lr()
+            if lr is not None:
+                for k in self.updates:
+                    self.updates[k].lr = lr
+            self.opt_info = OptimizerInfo("manual update", {"lr": lr} if lr is not None else {})
+
+    def _manual_lr(self) -> float | None:
+        """The one learning rate for which every change is ``before - lr * grad``, if any."""
+        import numpy as np
+
+        rates = []
+        for k, upd in self.updates.items():
+            g = self.leaf_grad.get(k)
+            if g is None or g.data is None or upd.before.data is None or upd.after.data is None:
+                return None
+            grad = g.data.astype(np.float64)
+            step = upd.before.data.astype(np.float64) - upd.after.data.astype(np.float64)
+            denom = float(np.sum(grad * grad))
+            if denom == 0.0 or not math.isfinite(denom):
+                return None
+            lr = float(np.sum(step * grad)) / denom
+            scale = float(np.max(np.abs(upd.before.data))) + float(np.max(np.abs(step)))
+            if not np.allclose(step, lr * grad, rtol=1e-3, atol=1e-6 * scale):
+                return None
+            rates.append(lr)
+        if not rates or rates[0] <= 0 or any(not math.isclose(r, rates[0], rel_tol=1e-3) for r in rates):
+            return None
+        # float32 arithmetic blurs the rate: report the shortest number that matches it.
+        for digits in range(1, 7):
+            short = float(f"{rates[0]:.{digits}g}")
+            if math.isclose(short, rates[0], rel_tol=1e-4):
+                return short
+        return float(f"{rates[0]:.6g}")
 
     # naming
     def _module_path(self, modules: tuple[torch.nn.Module, ...]) -> tuple[str | None, str | None]:
@@ -867,19 +1027,35 @@ class _Pending:
         inner = modules[-1]
         if inner is root:
             return root_name, type(root).__name__
-        sub = _submodule_names(root).get(id(inner))
+        # One walk of the root's modules per trace, not per op (O(ops x modules) on big models).
+        cache = self.__dict__.setdefault("_subnames", {})
+        if id(root) not in cache:
+            cache[id(root)] = _submodule_names(root)
+        sub = cache[id(root)].get(id(inner))
         path = f"{root_name}.{sub}" if sub else root_name
         return path, type(inner).__name__
 
     def _named_tensors(self) -> None:
         """Map parameters and buffers of the script's named modules to readable names.
 
-        A parameter of a nested module is named by its path (``fc1.weight``); one
-        that belongs to the named module itself gets the variable's name in front
-        (``model.weight``), which reads like the script.
+        A parameter (or buffer) of a nested module is named by its path (``fc1.weight``,
+        ``bn.running_mean``); one that belongs to the named module itself gets the
+        variable's name in front (``model.weight``), which reads like the script.
         """
         self.param_names: dict[int, tuple[str, str, str]] = {}
         self.buffer_names: dict[int, tuple[str, str]] = {}
+        # Modules the forward ran in that no variable names: named by their class.
+        taken = {name for name, _ in self.module_names.values()}
+        for k in sorted(self.fn_rec):
+            rec = self.fn_rec[k]
+            if rec.modules and id(rec.modules[0]) not in self.module_names:
+                root = rec.modules[0]
+                base = type(root).__name__.lower()
+                name, i = base, 1
+                while name in taken:
+                    name, i = f"{base}_{i}", i + 1
+                taken.add(name)
+                self.module_names[id(root)] = (name, root)
         for _, (mod_name, mod) in self.module_names.items():
             for owner_path, owner in mod.named_modules():
                 module = f"{mod_name}.{owner_path}" if owner_path else mod_name
@@ -888,7 +1064,8 @@ class _Pending:
                     self.param_names.setdefault(id(p), (label, module, type(owner).__name__))
                 for bname, b in owner.named_buffers(recurse=False):
                     if b is not None:
-                        self.buffer_names.setdefault(id(b), (f"{module}.{bname}", module))
+                        label = f"{owner_path}.{bname}" if owner_path else f"{mod_name}.{bname}"
+                        self.buffer_names.setdefault(id(b), (label, module))
 
     # build
     def build(self) -> Trace:
@@ -900,6 +1077,7 @@ class _Pending:
         op_keys.sort(key=lambda k: self.fn_nodes[k]._sequence_nr())
 
         out_nodes: list[TraceNode] = []
+        accumulated: list[str] = []
         new_id: dict[tuple[str, int], int] = {}
         edges: dict[tuple[int, int], TraceEdge] = {}
         modules: dict[str, str] = {}
@@ -919,6 +1097,12 @@ class _Pending:
                 is_param = True
             if module:
                 modules.setdefault(module, mtype or "")
+            # The gradient this backward sent (∂loss/∂leaf); .grad also holds earlier
+            # backward calls' gradients when they were not zeroed.
+            flowed = self.grad_in.get(k)
+            grad = flowed[0] if flowed else self.leaf_grad.get(k)
+            if k in self.leaf_had_grad and flowed:
+                accumulated.append(name or f"a {tuple(var.shape)} tensor")
             node = TraceNode(
                 key=len(out_nodes),
                 kind="param" if is_param else "leaf",
@@ -931,7 +1115,7 @@ class _Pending:
                 dtype=str(var.dtype).removeprefix("torch."),
                 requires_grad=True,
                 value=self.leaf_value[k],
-                grad=self.leaf_grad.get(k),
+                grad=grad,
                 module=module,
                 module_type=mtype,
                 update=self.updates.get(k),
@@ -946,23 +1130,38 @@ class _Pending:
             const_tensors[id(t)] = t
             name = self.tensor_names.get(id(t))
             kind = "input"
-            module = None
+            module = mtype = op = call = None
+            value = self.const_pre.get(id(t))
+            hit = self.produced.get(id(t))
+            if hit is not None:
+                rec, i = hit
+                value = rec.pre_mutation.get(i, value)
+                origin = rec.call or friendly_op(rec.func)
+                if name is None and origin not in _LITERAL_CALLS and friendly_op(rec.func) not in _LITERAL_CALLS:
+                    # An unnamed constant computed by a call (dropout's mask, torch.ones):
+                    # say where it came from rather than just "input".
+                    call = rec.call
+                    op = "dropout mask" if "dropout" in origin else origin
+                    module, mtype = self._module_path(rec.modules)
             if id(t) in self.buffer_names:
                 name, module = self.buffer_names[id(t)]
-                kind = "buffer"
+                kind, op, call, mtype = "buffer", None, None, None
+            if module and mtype:
+                modules.setdefault(module, mtype)
             node = TraceNode(
                 key=len(out_nodes),
                 kind=kind,
                 name=name,
-                op=None,
+                op=op,
                 autograd=None,
-                call=None,
+                call=call,
                 scalars=(),
                 shape=tuple(t.shape),
                 dtype=str(t.dtype).removeprefix("torch."),
                 requires_grad=False,
-                value=snapshot(t, self.keep),
+                value=value if value is not None else snapshot(t, self.keep),
                 module=module,
+                module_type=mtype,
             )
             out_nodes.append(node)
             new_id[("t", id(t))] = node.key
@@ -990,21 +1189,31 @@ class _Pending:
             out_tensor_name = None
             if rec is not None:
                 for t in rec.outs:
+                    # A name belongs to the node whose value the variable still holds.
                     if t.grad_fn is fn and t.output_nr == 0:
                         out_tensor_name = self.tensor_names.get(id(t))
                         break
+            if k == 0 and out_tensor_name is None:
+                out_tensor_name = self.tensor_names.get(id(self.root))
             module, mtype = self._module_path(rec.modules) if rec is not None else (None, None)
             if module:
                 modules.setdefault(module, mtype or "")
             grads = self.grad_in.get(k) or []
+            op = friendly_op(rec.func if rec is not None else None, fn)
+            call = rec.call if rec is not None else None
+            scalars = _scalar_args(rec.args) if rec is not None else ()
+            if isinstance(fn, torch.autograd.function.BackwardCFunction):
+                # A custom autograd.Function: name it by its class, not the ops inside.
+                op = fn.name().removesuffix("Backward")
+                call, scalars = f"{op}.apply", ()
             node = TraceNode(
                 key=len(out_nodes),
                 kind="loss" if k == 0 else "op",
                 name=out_tensor_name,
-                op=friendly_op(rec.func if rec is not None else None, fn),
+                op=op,
                 autograd=fn.name(),
-                call=rec.call if rec is not None else None,
-                scalars=_scalar_args(rec.args) if rec is not None else (),
+                call=call,
+                scalars=scalars,
                 shape=value.shape if value is not None else (tuple(self.root.shape) if k == 0 else ()),
                 dtype=value.dtype if value is not None else "",
                 requires_grad=True,
@@ -1040,6 +1249,21 @@ class _Pending:
                     order.append(key)
         for n in out_nodes:
             n.backward_step = step_of.get(n.key)
+        if accumulated:
+            names = ", ".join(f"{a}.grad" for a in accumulated)
+            self.notes.append(
+                f"{names} already held gradients from an earlier backward() (no zero_grad() in between), "
+                "so after this one they hold the sum; the diagram shows the gradient of this backward() alone."
+            )
+        if self.grads_changed:
+            names = ", ".join(
+                f"{out_nodes[new_id[('fn', k)]].name or 'a parameter'}.grad" for k in self.grads_changed if ("fn", k) in new_id
+            )
+            self.notes.append(
+                f"{names} changed between backward() and optimizer.step() (e.g. gradient clipping): "
+                "the update used the changed gradient; the diagram shows the one backward() computed."
+            )
+        self._module_ancestors(modules)
         return Trace(
             nodes=out_nodes,
             edges=sorted(edges.values(), key=lambda e: (e.dst, e.slots[0] if e.slots else -1, e.src)),
@@ -1050,6 +1274,21 @@ class _Pending:
             notes=list(self.notes),
             modules=dict(sorted(modules.items())),
         )
+
+    def _module_ancestors(self, modules: dict[str, str]) -> None:
+        """Add the enclosing modules of every recorded module path (``model`` of ``model.0``)."""
+        for name, mod in self.module_names.values():
+            if not any(p == name or p.startswith(name + ".") for p in modules):
+                continue
+            for sub, child in mod.named_modules():
+                path = f"{name}.{sub}" if sub else name
+                if any(p == path or p.startswith(path + ".") for p in modules):
+                    if not modules.get(path):
+                        modules[path] = type(child).__name__
+
+
+#: Calls and ops that only bring a literal (``torch.tensor([1.0])``) into the graph.
+_LITERAL_CALLS = frozenset({"lift_fresh", "lift", "lift_fresh_copy", "tensor", "as_tensor", "asarray", "from_numpy"})
 
 
 def _submodule_names(root: torch.nn.Module) -> dict[int, str]:
@@ -1119,5 +1358,17 @@ def trace_call(fn: Callable[..., Any], *args: Any, step: int = 1, keep_elements:
     session = Session(step=step, stop_when_done=False, keep_elements=keep_elements)
     with session.active():
         out = fn(*args, **kwargs)
-    namespace = {"loss": out} if isinstance(out, torch.Tensor) else {}
+    # Names for the tensors: the caller's variables and those the callable closes over.
+    caller = sys._getframe(1)
+    namespace: dict[str, Any] = {**caller.f_globals, **caller.f_locals}
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
+    if code is not None:
+        for var, cell in zip(code.co_freevars, cells):
+            try:
+                namespace[var] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+    namespace.pop("loss", None)
+    if isinstance(out, torch.Tensor):
+        namespace["loss"] = out
     return session.finish(namespace)

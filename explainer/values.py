@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -51,10 +52,21 @@ class TensorValue:
             return self.stats
         if self.data is None:
             return {}
-        return stats_of_array(self.data)
+        return self._data_stats
+
+    @cached_property
+    def _data_stats(self) -> dict[str, float]:
+        # Computed once: the graph asks for NaN counts and summaries of every value
+        # (cached_property writes the instance dict directly, so frozen is fine).
+        return stats_of_array(self.data)  # type: ignore[arg-type]
 
     @property
     def n_nonfinite(self) -> int:
+        if self.stats is None and self.data is not None:
+            # One pass, not the whole summary (the graph asks this of every value).
+            if self.data.dtype.kind not in "fc":
+                return 0
+            return int(self.data.size - np.count_nonzero(np.isfinite(self.data)))
         s = self.summary()
         return int(s.get("nan", 0) + s.get("inf", 0))
 
@@ -93,14 +105,17 @@ def stats_of_array(arr: np.ndarray) -> dict[str, float]:
     if arr.size == 0:
         return {"nan": 0, "inf": 0}
     a = arr.astype(np.float64, copy=False)
-    nan = int(np.isnan(a).sum())
-    inf = int(np.isinf(a).sum())
+    if np.isfinite(a).all():
+        nan = inf = 0
+    else:
+        nan = int(np.isnan(a).sum())
+        inf = int(np.isinf(a).sum())
     with np.errstate(all="ignore"):
         return {
-            "min": float(np.min(a)),
-            "max": float(np.max(a)),
-            "mean": float(np.mean(a)),
-            "norm": float(np.sqrt(np.sum(a * a))),
+            "min": float(a.min()),
+            "max": float(a.max()),
+            "mean": float(a.mean()),
+            "norm": float(np.sqrt((a * a).sum())),
             "nan": nan,
             "inf": inf,
         }
