@@ -31,6 +31,7 @@ __all__ = [
     "Trace",
     "Tracer",
     "build_graph",
+    "fold",
     "load_graph",
     "render",
     "save_graph",
@@ -48,6 +49,10 @@ def __getattr__(name: str) -> Any:
         from . import graph
 
         return getattr(graph, name)
+    if name == "fold":
+        from .fold import fold
+
+        return fold
     if name == "render":
         from .pipeline import write_outputs
 

@@ -6,6 +6,8 @@ Heavy imports (torch, networkx) happen inside the command, so ``--help`` is inst
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -46,6 +48,17 @@ def _formats(value: str) -> tuple[str, ...]:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
 @click.option("--no-seed", is_flag=True, help="Do not seed: the script's randomness is left as it is.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
+                   "Default: automatic above --max-nodes.")
+@click.option("--expand", "expand", multiple=True, metavar="PATH",
+              help="Open this folded module, e.g. model.layers.0 (repeatable).")
+@click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
+@click.option("--video", is_flag=True,
+              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus backward.srt.")
+@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True,
+              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
 @click.version_option(package_name="explain-graph")
 def main(
     script: Path,
@@ -61,6 +74,11 @@ def main(
     rankdir: str | None,
     seed: int,
     no_seed: bool,
+    depth: int | None,
+    expand: tuple[str, ...],
+    max_nodes: int,
+    video: bool,
+    quality: str,
 ) -> None:
     """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
 
@@ -82,8 +100,11 @@ def main(
     if out_dir is None:
         out_dir = Path("explained") / script.stem
     try:
-        report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
-                          max_elements, fmt, rankdir, None if no_seed else seed)
+        with _video_progress(video) as on_video_step:
+            report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
+                              max_elements, fmt, rankdir, None if no_seed else seed,
+                              quality if video else None, on_video_step,
+                              fold=(depth, tuple(expand), max_nodes))
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
@@ -95,12 +116,34 @@ def main(
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
+    if report.fold is not None and report.fold.message:
+        Console().print(report.fold.message, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
-def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed):  # noqa: ANN001, ANN202
+@contextmanager
+def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar over the video's steps (Manim's own bars are switched off)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rendering backward.mp4"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as progress:
+        task = progress.add_task("video", total=None)
+
+        def on_step(i: int, n: int) -> None:
+            progress.update(task, completed=i, total=n)
+
+        yield on_step
+
+
+def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
+             quality=None, on_video_step=None, fold=(None, (), 30)):  # noqa: ANN001, ANN202
     import torch  # noqa: F401  (imported here so --help stays fast)
 
-    from .pipeline import explain_script
+    from .fold import FoldOptions
+    from .pipeline import VideoOptions, explain_script
     from .render.graphviz import DiagramOptions
     from .run import RunOptions
 
@@ -112,6 +155,9 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         diagram=DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=script.name),
         formats=formats,
         max_elements=max_elements,
+        video=VideoOptions(quality) if quality else None,
+        on_video_step=on_video_step,
+        fold=FoldOptions(depth=fold[0], expand=fold[1], max_nodes=fold[2]),
     )
 
 

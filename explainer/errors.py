@@ -63,3 +63,9 @@ class SchemaError(ExplainerError):
     """A graph.json file is not a graph this version can read."""
 
     exit_code = 2
+
+
+class FoldError(ExplainerError):
+    """A folded view was asked for that the graph cannot give (unknown module path)."""
+
+    exit_code = 2

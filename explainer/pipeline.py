@@ -14,9 +14,19 @@ from typing import Any
 
 import networkx as nx
 
+from collections.abc import Callable
+
+from .fold import FoldOptions, FoldResult, fold_for_display
 from .graph import DEFAULT_MAX_ELEMENTS, build_graph, save_graph
 from .render.graphviz import FORMATS, DiagramOptions, render_static
 from .run import RunOptions, run_script
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """``--video``: quality preset (low = 480p15 ... high = 1080p60)."""
+
+    quality: str = "low"
 
 
 @dataclass
@@ -27,6 +37,7 @@ class Report:
     trace: Any
     files: list[Path] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    fold: FoldResult | None = None  # how the diagram was folded (graph.json is always full)
 
 
 def write_outputs(
@@ -36,18 +47,29 @@ def write_outputs(
     formats: tuple[str, ...] = FORMATS,
     losses: list[float] | None = None,
     captured_step: int | None = None,
+    video: VideoOptions | None = None,
+    on_video_step: Callable[[int, int], None] | None = None,
+    shown: nx.DiGraph | None = None,
 ) -> list[Path]:
-    """Render ``g`` into ``out_dir`` atomically; return the files written."""
+    """Render ``g`` into ``out_dir`` atomically; return the files written.
+
+    ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
+    view, `explainer.fold`); graph.json always holds the full ``g``.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".explain-graph-", dir=out_dir.parent))
     try:
-        render_static(g, tmp, diagram, formats)
+        render_static(g if shown is None else shown, tmp, diagram, formats)
         save_graph(g, tmp / "graph.json")
         if losses:
             from .render.plots import loss_curve
 
             loss_curve(losses, tmp / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
+        if video is not None:
+            from .render.video import render_video  # imports Manim: only on this path
+
+            render_video(g, tmp, video.quality, diagram.theme, diagram.lang, diagram.digits, on_video_step)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
@@ -67,12 +89,21 @@ def explain_script(
     diagram: DiagramOptions | None = None,
     formats: tuple[str, ...] = FORMATS,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    video: VideoOptions | None = None,
+    on_video_step: Callable[[int, int], None] | None = None,
+    fold: FoldOptions | None = None,
 ) -> Report:
-    """Trace ``script`` and write its diagrams and graph.json into ``out_dir``."""
+    """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
+
+    The diagram is folded as ``fold`` says (by default, automatically above
+    `explainer.fold.DEFAULT_MAX_NODES` nodes); graph.json holds the full graph.
+    """
     run = run or RunOptions()
     diagram = diagram or DiagramOptions(title=Path(script).name)
     result = run_script(script, argv, run)
     g = build_graph(result.trace, max_elements=max_elements)
     losses = result.losses if run.run_to_end else None
-    files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step)
-    return Report(graph=g, trace=result.trace, files=files, losses=result.losses)
+    view = fold_for_display(g, fold)
+    files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step, video, on_video_step,
+                          shown=view.graph if view.folded else None)
+    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view)

@@ -10,6 +10,9 @@ from rich.table import Table
 
 from .text import t, value_inline
 
+#: Most parameter rows printed; the rest are counted (graph.json has them all).
+MAX_ROWS = 12
+
 
 def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Console | None = None) -> None:
     """Loss, each parameter's value, gradient and update, the backward order, the files."""
@@ -32,12 +35,16 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
         table.add_column(t("grad", lang), style="dark_orange")
         if opt:
             table.add_column(f"{t('update', lang)} ({t(opt['name'], lang)})", style="green")
-        for _, d in leaves:
+        # A large model has hundreds of parameters: the first few, then a count.
+        shown = leaves if len(leaves) <= MAX_ROWS else leaves[: MAX_ROWS - 1]
+        for _, d in shown:
             row = [d["label"], value_inline(d["value"], digits, lang), value_inline(d["grad"], digits, lang)]
             if opt:
                 row.append(value_inline(d["update"]["after"], digits, lang) if d.get("update") else "–")
             table.add_row(*row)
         console.print(table)
+        if len(shown) < len(leaves):
+            console.print(f"[dim]… {len(leaves) - len(shown)} more (all in graph.json)[/]", highlight=False)
     order = [g.nodes[n]["label"] for n in g.graph.get("backward_order", [])]
     if order:
         shown = order if len(order) <= 12 else order[:11] + [f"… {len(order) - 11} more"]

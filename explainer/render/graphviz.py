@@ -26,6 +26,10 @@ SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "cla
 #: Longest forward path for which the diagram flows left to right (fits a 16:9 slide);
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
+#: Above this many nodes, edge gradients are drawn as ``xlabel`` (placed after the
+#: layout) rather than ``label`` (which ``dot`` lays out as extra nodes): on a
+#: 1,355-node Transformer that is ~2.7x faster, at the price of looser placement.
+EDGE_LABEL_MAX_NODES = 100
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class DiagramOptions:
     rankdir: str | None = None
     legend: bool = True
     title: str | None = None
+    title_bar: bool = True
 
 
 def _q(s: str) -> str:
@@ -73,6 +78,11 @@ def _style(kind: str, theme: Theme) -> tuple[str, str]:
 def _subtitle(d: dict[str, Any], lang: str) -> str:
     kind = d["kind"]
     shape = fmt_shape(d.get("shape") or [], lang)
+    if kind == "module":
+        what = d.get("module_type") or t("module", lang)
+        if (d.get("repeat") or 1) > 1:
+            what += f" × {d['repeat']}"
+        return f"{what} · {d.get('ops', 0):,} {t('ops', lang)} · {shape}"
     if kind in ("param", "leaf", "input", "buffer"):
         what = t("parameter" if kind == "param" else kind, lang)
         return f"{what} · {shape}"
@@ -145,11 +155,19 @@ def node_tooltip(d: dict[str, Any]) -> str:
         parts.append(f"backward step {d['backward_step']}")
     if d.get("update"):
         parts.append(f"after update: {value_full(d['update']['after'])}")
+    if d["kind"] == "module":
+        parts.append(f"folded: {d.get('folded')} nodes ({d.get('ops')} ops, {d.get('params')} parameters); "
+                     f"shows the output of {d.get('output')}")
+        parts.append(f"open it: --expand {d.get('path')}")
     return "\n".join(parts)
 
 
 def _depth(g: nx.DiGraph) -> int:
-    return int(nx.dag_longest_path_length(g)) if g.number_of_nodes() else 0
+    if not g.number_of_nodes():
+        return 0
+    if not nx.is_directed_acyclic_graph(g):  # a folded module entered twice
+        g = nx.condensation(g)
+    return int(nx.dag_longest_path_length(g))
 
 
 def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
@@ -170,7 +188,7 @@ def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
     return "<" + "   ·   ".join(parts) + ">"
 
 
-def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool) -> str:
+def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool = False) -> str:
     lang = opts.lang
     sw = []
     for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
@@ -178,6 +196,12 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool) -> str:
         sw.append(
             f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
             f'<TD ALIGN="LEFT">{_font(_e(t(key, lang)), theme.text, theme.small_size)}</TD></TR>'
+        )
+    if has_module:
+        fill, border = _style("module", theme)
+        sw.append(
+            f'<TR><TD BGCOLOR="{fill}" BORDER="3" COLOR="{border}" WIDTH="18"> </TD>'
+            f'<TD ALIGN="LEFT">{_font(_e(t("legend_module", lang)), theme.text, theme.small_size)}</TD></TR>'
         )
     if has_bad:
         sw.append(
@@ -202,7 +226,8 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
     lines = [
         "digraph explain_graph {",
         f"  graph [rankdir={rankdir}, bgcolor={_q(theme.background)}, fontname={_q(FONT)}, "
-        f"labelloc=t, label={_title(g, opts, theme)}, nodesep=0.35, ranksep=0.55, pad=0.3, "
+        + (f"labelloc=t, label={_title(g, opts, theme)}, " if opts.title_bar else "")
+        + "nodesep=0.35, ranksep=0.55, pad=0.3, "
         f"fontcolor={_q(theme.text)}];",
         f"  node [shape=box, style=\"rounded,filled\", fontname={_q(FONT)}, fontsize={theme.font_size:g}, "
         f"margin=\"0.12,0.06\", penwidth=1.4];",
@@ -242,9 +267,11 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
             pen = 5.0
         if d["kind"] == "loss":
             pen = max(pen, 2.4)
+        # A folded module: square corners and a double frame, "more inside".
+        folded = ', style="filled", peripheries=2' if d["kind"] == "module" else ""
         lines.append(
             f"{indent}{_q(nid)} [label={node_label(nid, d, g, opts, theme)}, fillcolor={_q(fill)}, "
-            f"color={_q(border)}, penwidth={pen:g}, tooltip={_q(node_tooltip(d))}];"
+            f"color={_q(border)}, penwidth={pen:g}{folded}, tooltip={_q(node_tooltip(d))}];"
         )
 
     def emit_cluster(path: str, indent: str) -> None:
@@ -267,19 +294,22 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
         emit_cluster(p, "  ")
 
     # Edges; a gradient label only where a node fans out, so the split of its gradient shows.
-    for u, v, d in sorted(g.edges(data=True), key=lambda e: (int(e[1][1:]), int(e[0][1:]))):
+    order = {n: i for i, n in enumerate(g.nodes)}  # forward order (ids of folded modules are "m:<path>")
+    edge_label = "label" if g.number_of_nodes() <= EDGE_LABEL_MAX_NODES else "xlabel"
+    for u, v, d in sorted(g.edges(data=True), key=lambda e: (order[e[1]], order[e[0]])):
         attrs = []
         grad_out = [w for w in g.successors(u) if g.edges[u, w].get("grad") is not None]
-        if d.get("grad") is None:
+        if d.get("grad") is None and d.get("backward_step") is None:
             attrs.append("style=dashed")
         elif len(grad_out) > 1:
-            attrs.append(f"label={_q(t('edge_grad', opts.lang) + ' ' + value_inline(d['grad'], opts.digits, opts.lang))}")
+            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + value_inline(d['grad'], opts.digits, opts.lang))}")
         lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     if opts.legend:
         has_bad = any(d.get("nonfinite") for _, d in g.nodes(data=True))
+        has_module = any(d["kind"] == "module" for _, d in g.nodes(data=True))
         lines.append(
-            f"  legend [shape=plain, style=\"\", label={_legend(opts, theme, has_bad)}];"
+            f"  legend [shape=plain, style=\"\", label={_legend(opts, theme, has_bad, has_module)}];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"

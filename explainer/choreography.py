@@ -1,0 +1,263 @@
+"""The story every step-through output tells: a pure function of the graph.
+
+`choreograph(g)` turns the graph into an ordered list of `Step`s: the forward pass
+node by node, the loss, one step per node in the order autograd's backward really
+ran them (with the chain rule written out with that step's numbers), the gradients
+landing on the parameters, and the optimizer update. The video, the slide deck and
+the interactive page all perform this same list, so they tell the same story.
+
+No rendering here, no torch: only the graph's attributes and `explainer.text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .text import fmt_number, t, value_inline
+
+# Local derivatives of the common ops, per input position, written for students.
+# {op: (output formula, [derivative w.r.t. input 0, input 1, ...])}. "g" is the upstream
+# gradient. Ops not listed get the generic vector-Jacobian-product caption.
+LOCAL: dict[str, tuple[str, list[str]]] = {
+    "add": ("a + b", ["∂/∂a = 1", "∂/∂b = 1"]),
+    "sub": ("a − b", ["∂/∂a = 1", "∂/∂b = −1"]),
+    "rsub": ("b − a", ["∂/∂a = −1", "∂/∂b = 1"]),
+    "mul": ("a · b", ["∂/∂a = b", "∂/∂b = a"]),
+    "div": ("a / b", ["∂/∂a = 1/b", "∂/∂b = −a/b²"]),
+    "pow": ("aⁿ", ["∂/∂a = n·aⁿ⁻¹", "∂/∂n = aⁿ·ln a"]),
+    "neg": ("−a", ["∂/∂a = −1"]),
+    "mm": ("A · B", ["∂/∂A = g · Bᵀ", "∂/∂B = Aᵀ · g"]),
+    "matmul": ("A · B", ["∂/∂A = g · Bᵀ", "∂/∂B = Aᵀ · g"]),
+    "bmm": ("A · B", ["∂/∂A = g · Bᵀ", "∂/∂B = Aᵀ · g"]),
+    "addmm": ("b + x · Wᵀ", ["∂/∂b = Σ_rows g", "∂/∂x = g · W", "∂/∂Wᵀ = xᵀ · g"]),
+    "linear": ("x · Wᵀ + b", ["∂/∂x = g · W", "∂/∂W = gᵀ · x", "∂/∂b = Σ_rows g"]),
+    "t": ("Wᵀ", ["∂/∂W = gᵀ"]),
+    "transpose": ("aᵀ", ["∂/∂a = gᵀ"]),
+    "sum": ("Σ a", ["∂/∂a = 1 (g copied to every entry)"]),
+    "mean": ("mean(a)", ["∂/∂a = 1/n"]),
+    "relu": ("max(a, 0)", ["∂/∂a = 1 where a > 0, else 0"]),
+    "sigmoid": ("σ(a)", ["∂/∂a = σ(a)·(1 − σ(a))"]),
+    "tanh": ("tanh a", ["∂/∂a = 1 − tanh²a"]),
+    "exp": ("eᵃ", ["∂/∂a = eᵃ"]),
+    "log": ("ln a", ["∂/∂a = 1/a"]),
+    "softmax": ("softmax(a)", ["∂/∂a = s ⊙ (g − Σ g⊙s)"]),
+    "log_softmax": ("log softmax(a)", ["∂/∂a = g − softmax(a)·Σg"]),
+    "nll_loss": ("−mean(logp[target])", ["∂/∂logp = −1/N at the target class, 0 elsewhere"]),
+    "mse_loss": ("mean((pred − y)²)", ["∂/∂pred = 2(pred − y)/N", "∂/∂y = −2(pred − y)/N"]),
+    "l1_loss": ("mean(|pred − y|)", ["∂/∂pred = sign(pred − y)/N", "∂/∂y = −sign(pred − y)/N"]),
+    "binary_cross_entropy": ("−mean(y·ln p + (1−y)·ln(1−p))", ["∂/∂p = (p − y) / (p(1 − p)·N)"]),
+    "binary_cross_entropy_with_logits": ("−mean(y·ln σ(z) + (1−y)·ln(1−σ(z)))", ["∂/∂z = (σ(z) − y)/N"]),
+    "cross_entropy": ("−mean(log softmax(z)[target])", ["∂/∂z = (softmax(z) − one_hot)/N"]),
+}
+
+WORDS = {
+    "en": {
+        "forward": "Forward pass",
+        "backward": "Backward pass",
+        "computes": "computes",
+        "upstream": "upstream",
+        "local": "local",
+        "passed": "passed on",
+        "vjp": "vector-Jacobian product",
+        "lands": "lands on",
+        "accumulate": "two paths meet: gradients add",
+        "update": "Optimizer step",
+        "zero_grad": "zero_grad() clears every .grad before the next step",
+        "start": "∂L/∂L = 1: backward starts at the loss",
+        "title": "One training step",
+        "grad_of": "gradient of",
+    },
+    "ko": {
+        "forward": "순전파",
+        "backward": "역전파",
+        "computes": "계산",
+        "upstream": "상류 기울기",
+        "local": "국소 미분",
+        "passed": "전달",
+        "vjp": "벡터-야코비안 곱",
+        "lands": "도착",
+        "accumulate": "두 경로가 만남: 기울기를 더함",
+        "update": "옵티마이저 스텝",
+        "zero_grad": "zero_grad()가 다음 스텝 전에 모든 .grad를 지움",
+        "start": "∂L/∂L = 1: 역전파는 손실에서 시작",
+        "title": "한 번의 학습 스텝",
+        "grad_of": "기울기",
+    },
+}
+
+
+def w(key: str, lang: str) -> str:
+    return WORDS.get(lang, WORDS["en"]).get(key, WORDS["en"][key])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One beat of the story.
+
+    Attributes
+    ----------
+    kind
+        ``title`` | ``forward`` | ``loss`` | ``backward`` | ``accumulate`` | ``update`` | ``zero_grad``.
+    stage
+        ``title`` | ``forward`` | ``backward`` | ``update``: for sections and slide pages.
+    node
+        The node this step is about (None for whole-graph steps).
+    edges
+        Edges that light up: forward data flow, or the gradient flowing back along them.
+    lines
+        The caption, one line each, numbers already formatted.
+    numbers
+        The raw graph values the caption shows, by role (tests compare them to the graph).
+    """
+
+    kind: str
+    stage: str
+    node: str | None
+    edges: tuple[tuple[str, str], ...] = ()
+    lines: tuple[str, ...] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def forward_order(g: nx.DiGraph) -> list[str]:
+    """Node ids in forward order (the ids are numbered that way)."""
+    return sorted(g.nodes, key=lambda n: int(n[1:]) if n[1:].isdigit() else 0)
+
+
+def _label(g: nx.DiGraph, n: str) -> str:
+    return g.nodes[n]["label"]
+
+
+def _v(v: Any, digits: int, lang: str) -> str:
+    return value_inline(v, digits, lang)
+
+
+def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
+    """The ordered steps for graph ``g``. Pure: same graph, same steps."""
+    steps: list[Step] = []
+    loss_id = g.graph["loss"]
+    loss = g.nodes[loss_id]
+    title = g.graph.get("source") or w("title", lang)
+    steps.append(
+        Step(
+            "title",
+            "title",
+            None,
+            lines=(title, f"{t('loss', lang)} = {_v(loss['value'], digits, lang)}"),
+            numbers={"loss": loss["value"]},
+        )
+    )
+    # 1. forward, each op with the inputs it consumes appearing just before it
+    for n in forward_order(g):
+        d = g.nodes[n]
+        if n == loss_id:
+            continue
+        if d["kind"] in ("op",):
+            ins = tuple((u, n) for u in sorted(g.predecessors(n), key=lambda x: int(x[1:])))
+            op = d.get("op") or ""
+            formula = LOCAL.get(op, (None, []))[0]
+            head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
+            steps.append(
+                Step("forward", "forward", n, ins, (head, f"= {_v(d['value'], digits, lang)}"), {"value": d["value"]})
+            )
+        elif not any(True for _ in g.predecessors(n)):
+            steps.append(
+                Step("forward", "forward", n, (), (f"{d['label']} = {_v(d['value'], digits, lang)}",), {"value": d["value"]})
+            )
+    ins = tuple((u, loss_id) for u in sorted(g.predecessors(loss_id), key=lambda x: int(x[1:])))
+    steps.append(
+        Step(
+            "loss",
+            "forward",
+            loss_id,
+            ins,
+            (f"{loss['label']} = {loss.get('op') or ''} = {_v(loss['value'], digits, lang)}", w("start", lang)),
+            {"value": loss["value"], "grad": loss["grad"]},
+        )
+    )
+    # 2. backward, in the order autograd ran the nodes
+    for n in g.graph.get("backward_order", []):
+        steps.extend(_backward_steps(g, n, lang, digits))
+    # 3. optimizer update and zero_grad
+    opt = g.graph.get("optimizer")
+    if opt:
+        for n in forward_order(g):
+            d = g.nodes[n]
+            upd = d.get("update")
+            if not upd:
+                continue
+            lr = upd.get("lr")
+            if opt["name"] == "SGD" and not opt.get("hyper", {}).get("momentum") and lr is not None:
+                rule = f"{d['label']} ← {d['label']} − η·∂L/∂{d['label']} = {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}"
+            else:
+                rule = f"{opt['name']}: {d['label']} ← f({d['label']}, ∂L/∂{d['label']})" + (
+                    f", lr = {fmt_number(lr, digits)}" if lr is not None else ""
+                )
+            steps.append(
+                Step(
+                    "update",
+                    "update",
+                    n,
+                    (),
+                    (f"{w('update', lang)} ({t(opt['name'], lang)})", rule, f"= {_v(upd['after'], digits, lang)}"),
+                    {"before": upd["before"], "after": upd["after"], "grad": d["grad"], "lr": lr},
+                )
+            )
+        steps.append(Step("zero_grad", "update", None, (), (w("zero_grad", lang),), {}))
+    return steps
+
+
+def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]:
+    d = g.nodes[n]
+    out: list[Step] = []
+    label = d["label"]
+    # Where a node's output fed several consumers, its gradient is their sum: show it.
+    incoming = [(n, v) for v in sorted(g.successors(n), key=lambda x: int(x[1:])) if g.edges[n, v].get("grad") is not None]
+    if len(incoming) > 1:
+        parts = " + ".join(_v(g.edges[e]["grad"], digits, lang) for e in incoming)
+        out.append(
+            Step(
+                "accumulate",
+                "backward",
+                n,
+                tuple(incoming),
+                (f"∂L/∂{label}: {w('accumulate', lang)}", f"{parts} = {_v(d['grad'], digits, lang)}"),
+                {"parts": [g.edges[e]["grad"] for e in incoming], "grad": d["grad"]},
+            )
+        )
+    if d["kind"] in ("param", "leaf"):
+        out.append(
+            Step(
+                "backward",
+                "backward",
+                n,
+                tuple(incoming),
+                (f"∂L/∂{label} {w('lands', lang)} {label}.grad", f"{label}.grad = {_v(d['grad'], digits, lang)}"),
+                {"grad": d["grad"]},
+            )
+        )
+        return out
+    op = d.get("op") or ""
+    formula, locals_ = LOCAL.get(op, (None, []))
+    lines = [f"{label}" + (f" = {formula}" if formula else f" ({op})"), f"{w('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
+    sent = {}
+    preds = sorted(g.predecessors(n), key=lambda x: int(x[1:]))
+    edges = []
+    for u in preds:
+        e = g.edges[u, n]
+        if e.get("grad") is None:
+            continue
+        edges.append((u, n))
+        slot = e.get("slots", [0])[0]
+        local = locals_[slot] if slot < len(locals_) else None
+        if local is None:
+            local = w("vjp", lang)
+        src = g.nodes[u]["label"]
+        lines.append(f"→ ∂L/∂{src} = ∂L/∂{label} × ({local}) = {_v(e['grad'], digits, lang)}")
+        sent[u] = e["grad"]
+    out.append(
+        Step("backward", "backward", n, tuple(edges), tuple(lines), {"grad": d["grad"], "sent": sent, "op": op})
+    )
+    return out

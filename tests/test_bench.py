@@ -1,0 +1,31 @@
+"""The benchmark script runs and reports its ratios (no timing assertions: machines are noisy)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+
+RATIO = re.compile(r"^\d+\.\d\d?x$")
+
+
+def test_bench_quick_prints_the_ratios() -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--markdown"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "explain-graph vs plain PyTorch and torchviz" in r.stdout  # the rich table
+    rows = [line.strip("|").split(" | ") for line in r.stdout.splitlines() if line.startswith("| ")]
+    header, body = [c.strip() for c in rows[0]], [[c.strip() for c in row] for row in rows[1:]]
+    assert [row[0] for row in body] == ["linear regression", "MLP", "small CNN"]
+    for col in ("trace ratio", "default ratio", "expanded ratio"):
+        i = header.index(col)
+        for row in body:
+            assert RATIO.match(row[i]), (col, row[i])
+    nodes = header.index("autograd nodes")
+    assert [int(row[nodes]) for row in body][0] == 5  # y = w·x + b: the loss, addmm, t, two AccumulateGrad
