@@ -92,7 +92,7 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title="backprop video, 480p15, 2 cores")
-    for col in ("nodes", "steps", "ours s/step", "plain Manim s/step", "ratio", "target ≤ 0.5 s/step"):
+    for col in ("nodes", "steps", "ours s/step", "plain Manim s/step", "ratio", "target (80 nodes) ≤ 0.5 s/step"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -101,7 +101,8 @@ def main() -> None:
             plain = time_plain(g.number_of_nodes(), steps, Path(tmp) / f"plain{size}")
             per, per_plain = ours / steps, plain / steps
             table.add_row(str(g.number_of_nodes()), str(steps), f"{per:.3f}", f"{per_plain:.3f}",
-                          f"{per / per_plain:.2f}x", "met" if per <= 0.5 else "missed")
+                          f"{per / per_plain:.2f}x",
+                          ("met" if per <= 0.5 else "missed") if g.number_of_nodes() >= 60 else "–")
     Console().print(table)
 
 

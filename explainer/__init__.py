@@ -12,6 +12,8 @@ Stages, one module each: `run` (execute a script) -> `trace` (record one step)
     g = tr.result.to_graph()
     explainer.render(g, "out/")
 
+In a notebook, ``with explainer.show(): ...`` traces the block and displays its diagram.
+
 torch is imported only when a trace starts, so importing this package is cheap.
 """
 
@@ -24,9 +26,11 @@ from .errors import ExplainerError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .notebook import Diagram, show
     from .trace import Trace, Tracer, trace_call
 
 __all__ = [
+    "Diagram",
     "ExplainerError",
     "Trace",
     "Tracer",
@@ -35,6 +39,7 @@ __all__ = [
     "load_graph",
     "render",
     "save_graph",
+    "show",
     "trace_call",
 ]
 
@@ -49,6 +54,10 @@ def __getattr__(name: str) -> Any:
         from . import graph
 
         return getattr(graph, name)
+    if name in ("show", "Diagram"):
+        from . import notebook
+
+        return getattr(notebook, name)
     if name == "fold":
         from .fold import fold
 
@@ -56,13 +65,16 @@ def __getattr__(name: str) -> Any:
     if name == "render":
         from .pipeline import write_outputs
 
-        def render(g: Any, out_dir: Any, **options: Any) -> Any:
-            """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir``."""
+        def render(g: Any, out_dir: Any, slides: bool = False, html: bool = False, **options: Any) -> Any:
+            """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir``.
+
+            ``slides=True`` adds slides.pdf and slides/page-NN.png, ``html=True`` index.html.
+            """
             from pathlib import Path
 
             from .render.graphviz import DiagramOptions
 
-            return write_outputs(g, Path(out_dir), DiagramOptions(**options))
+            return write_outputs(g, Path(out_dir), DiagramOptions(**options), slides=slides, html=html)
 
         return render
     raise AttributeError(f"module 'explainer' has no attribute {name!r}")

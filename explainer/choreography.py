@@ -69,6 +69,8 @@ WORDS = {
         "start": "∂L/∂L = 1: backward starts at the loss",
         "title": "One training step",
         "grad_of": "gradient of",
+        "folded": "module view: {full} nodes folded into {shown} (depth {depth}); --depth or --expand opens them",
+        "module": "module",
     },
     "ko": {
         "forward": "순전파",
@@ -85,6 +87,8 @@ WORDS = {
         "start": "∂L/∂L = 1: 역전파는 손실에서 시작",
         "title": "한 번의 학습 스텝",
         "grad_of": "기울기",
+        "folded": "모듈 보기: 노드 {full}개를 {shown}개로 접음 (깊이 {depth}); --depth 또는 --expand로 펼침",
+        "module": "모듈",
     },
 }
 
@@ -122,8 +126,14 @@ class Step:
 
 
 def forward_order(g: nx.DiGraph) -> list[str]:
-    """Node ids in forward order (the ids are numbered that way)."""
-    return sorted(g.nodes, key=lambda n: int(n[1:]) if n[1:].isdigit() else 0)
+    """Node ids in forward order: the graph's insertion order (ids are numbered that way,
+    and folded views insert module nodes where they ran)."""
+    return list(g.nodes)
+
+
+def _order(n: str) -> tuple[int, str]:
+    """A deterministic sort key for ids, numeric ones (n12) by number, folded ones (m:path) after."""
+    return (int(n[1:]), "") if n[1:].isdigit() else (1 << 30, n)
 
 
 def _label(g: nx.DiGraph, n: str) -> str:
@@ -131,6 +141,11 @@ def _label(g: nx.DiGraph, n: str) -> str:
 
 
 def _v(v: Any, digits: int, lang: str) -> str:
+    """A value in a caption: numbers, or for a large tensor its shape and norm (short)."""
+    if isinstance(v, dict) and v.get("summary"):
+        shape = "×".join(str(s) for s in v.get("shape", []))
+        bad = f", {v['nan']} NaN" if v.get("nan") else ""
+        return f"⟨{shape}, {t('norm', lang)} {fmt_number(v.get('norm'), digits)}{bad}⟩"
     return value_inline(v, digits, lang)
 
 
@@ -140,25 +155,25 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
     loss_id = g.graph["loss"]
     loss = g.nodes[loss_id]
     title = g.graph.get("source") or w("title", lang)
-    steps.append(
-        Step(
-            "title",
-            "title",
-            None,
-            lines=(title, f"{t('loss', lang)} = {_v(loss['value'], digits, lang)}"),
-            numbers={"loss": loss["value"]},
-        )
-    )
+    lines = [title, f"{t('loss', lang)} = {_v(loss['value'], digits, lang)}"]
+    fold = g.graph.get("fold")
+    if fold:
+        # A folded view (explainer.fold): say so, and how to see everything.
+        lines.append(w("folded", lang).format(full=fold["full_nodes"], shown=g.number_of_nodes(), depth=fold["depth"]))
+    steps.append(Step("title", "title", None, lines=tuple(lines), numbers={"loss": loss["value"]}))
     # 1. forward, each op with the inputs it consumes appearing just before it
     for n in forward_order(g):
         d = g.nodes[n]
         if n == loss_id:
             continue
-        if d["kind"] in ("op",):
-            ins = tuple((u, n) for u in sorted(g.predecessors(n), key=lambda x: int(x[1:])))
+        if d["kind"] in ("op", "module"):
+            ins = tuple((u, n) for u in sorted(g.predecessors(n), key=_order))
             op = d.get("op") or ""
             formula = LOCAL.get(op, (None, []))[0]
-            head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
+            if d["kind"] == "module":
+                head = f"{d['label']} = {w('module', lang)} {d.get('module_type') or ''}(…)"
+            else:
+                head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
             steps.append(
                 Step("forward", "forward", n, ins, (head, f"= {_v(d['value'], digits, lang)}"), {"value": d["value"]})
             )
@@ -166,7 +181,7 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             steps.append(
                 Step("forward", "forward", n, (), (f"{d['label']} = {_v(d['value'], digits, lang)}",), {"value": d["value"]})
             )
-    ins = tuple((u, loss_id) for u in sorted(g.predecessors(loss_id), key=lambda x: int(x[1:])))
+    ins = tuple((u, loss_id) for u in sorted(g.predecessors(loss_id), key=_order))
     steps.append(
         Step(
             "loss",
@@ -214,7 +229,7 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
     out: list[Step] = []
     label = d["label"]
     # Where a node's output fed several consumers, its gradient is their sum: show it.
-    incoming = [(n, v) for v in sorted(g.successors(n), key=lambda x: int(x[1:])) if g.edges[n, v].get("grad") is not None]
+    incoming = [(n, v) for v in sorted(g.successors(n), key=_order) if g.edges[n, v].get("grad") is not None]
     if len(incoming) > 1:
         parts = " + ".join(_v(g.edges[e]["grad"], digits, lang) for e in incoming)
         out.append(
@@ -241,9 +256,13 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
         return out
     op = d.get("op") or ""
     formula, locals_ = LOCAL.get(op, (None, []))
-    lines = [f"{label}" + (f" = {formula}" if formula else f" ({op})"), f"{w('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
+    if d["kind"] == "module":
+        what = f"{w('module', lang)} {d.get('module_type') or ''}".strip()
+    else:
+        what = op
+    lines = [f"{label}" + (f" = {formula}" if formula else f" ({what})"), f"{w('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
     sent = {}
-    preds = sorted(g.predecessors(n), key=lambda x: int(x[1:]))
+    preds = sorted(g.predecessors(n), key=_order)
     edges = []
     for u in preds:
         e = g.edges[u, n]

@@ -59,6 +59,11 @@ def _formats(value: str) -> tuple[str, ...]:
               help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus backward.srt.")
 @click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True,
               help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
+@click.option("--slides", is_flag=True,
+              help="Also write slides.pdf (16:9: title, forward pass, one page per backward step, update) "
+                   "and slides/page-NN.png.")
+@click.option("--html", "html", is_flag=True,
+              help="Also write index.html: one offline page to step through the forward and backward pass.")
 @click.version_option(package_name="explain-graph")
 def main(
     script: Path,
@@ -79,6 +84,8 @@ def main(
     max_nodes: int,
     video: bool,
     quality: str,
+    slides: bool,
+    html: bool,
 ) -> None:
     """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
 
@@ -104,7 +111,7 @@ def main(
             report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
                               max_elements, fmt, rankdir, None if no_seed else seed,
                               quality if video else None, on_video_step,
-                              fold=(depth, tuple(expand), max_nodes))
+                              fold=(depth, tuple(expand), max_nodes), slides=slides, html=html)
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
@@ -139,7 +146,10 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
-             quality=None, on_video_step=None, fold=(None, (), 30)):  # noqa: ANN001, ANN202
+             quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False):  # noqa: ANN001, ANN202
+    from .run import load_source
+
+    load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
     import torch  # noqa: F401  (imported here so --help stays fast)
 
     from .fold import FoldOptions
@@ -158,6 +168,8 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         video=VideoOptions(quality) if quality else None,
         on_video_step=on_video_step,
         fold=FoldOptions(depth=fold[0], expand=fold[1], max_nodes=fold[2]),
+        slides=slides,
+        html=html,
     )
 
 

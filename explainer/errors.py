@@ -69,3 +69,9 @@ class FoldError(ExplainerError):
     """A folded view was asked for that the graph cannot give (unknown module path)."""
 
     exit_code = 2
+
+
+class ToolError(ExplainerError):
+    """A command-line tool an output needs (rsvg-convert, pdftoppm) is missing or failed."""
+
+    exit_code = 5

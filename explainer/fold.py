@@ -368,6 +368,12 @@ def _merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> di
         # One tensor used several times inside the folded side: autograd adds these up.
         u = flowing[0][0]
         grad = _sum_grads([d.get("grad") for _, d in flowing], g.nodes[u].get("dtype", ""))
+        if grad is None:
+            # Summaries cannot be added up; but when every gradient-carrying use of the
+            # tensor is inside this edge, their sum is exactly the source node's gradient.
+            uses = [w for w in g.successors(u) if g.edges[u, w].get("grad") is not None]
+            if len(uses) == len(flowing):
+                grad = g.nodes[u].get("grad")
     return {
         "grad": grad,
         "slots": sorted({s for _, _, d in es for s in d.get("slots", [])}) or [0],

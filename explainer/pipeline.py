@@ -50,11 +50,15 @@ def write_outputs(
     video: VideoOptions | None = None,
     on_video_step: Callable[[int, int], None] | None = None,
     shown: nx.DiGraph | None = None,
+    slides: bool = False,
+    html: bool = False,
 ) -> list[Path]:
     """Render ``g`` into ``out_dir`` atomically; return the files written.
 
     ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
-    view, `explainer.fold`); graph.json always holds the full ``g``.
+    view, `explainer.fold`); graph.json always holds the full ``g``. ``slides`` adds
+    ``slides.pdf`` and ``slides/page-NN.png``, ``html`` an offline ``index.html``:
+    both show the same view as the diagram.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -69,11 +73,23 @@ def write_outputs(
         if video is not None:
             from .render.video import render_video  # imports Manim: only on this path
 
-            render_video(g, tmp, video.quality, diagram.theme, diagram.lang, diagram.digits, on_video_step)
+            # The video shows the same (possibly folded) view as the diagram.
+            render_video(g if shown is None else shown, tmp, video.quality, diagram.theme, diagram.lang,
+                         diagram.digits, on_video_step)
+        if slides:
+            from .render.slides import render_slides
+
+            render_slides(g if shown is None else shown, tmp, diagram)
+        if html:
+            from .render.html import render_html
+
+            render_html(g if shown is None else shown, tmp, diagram)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
             dest = out_dir / f.name
+            if f.is_dir() and dest.is_dir():  # slides/: replace the folder, no stale pages
+                shutil.rmtree(dest)
             f.replace(dest)
             written.append(dest)
         return written
@@ -92,6 +108,8 @@ def explain_script(
     video: VideoOptions | None = None,
     on_video_step: Callable[[int, int], None] | None = None,
     fold: FoldOptions | None = None,
+    slides: bool = False,
+    html: bool = False,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
@@ -105,5 +123,5 @@ def explain_script(
     losses = result.losses if run.run_to_end else None
     view = fold_for_display(g, fold)
     files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step, video, on_video_step,
-                          shown=view.graph if view.folded else None)
+                          shown=view.graph if view.folded else None, slides=slides, html=html)
     return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view)

@@ -54,4 +54,5 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
         console.print(f"[bold red]⚠ {t('first_bad', lang)}: {g.nodes[bad]['label']}[/]", highlight=False)
     if report.files:
         folder = os.path.relpath(report.files[0].parent)
-        console.print(f"[green]wrote[/] {folder}/: " + ", ".join(f.name for f in report.files), highlight=False)
+        console.print(f"[green]wrote[/] {folder}/: " + ", ".join(f.name + ("/" if f.is_dir() else "") for f in report.files),
+                      highlight=False)

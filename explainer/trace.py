@@ -143,6 +143,12 @@ class Trace:
 
         return build_graph(self, **kwargs)
 
+    def _repr_svg_(self) -> str:
+        """Jupyter and Colab show a trace as its diagram (`explainer.notebook.Diagram`)."""
+        from .notebook import Diagram
+
+        return Diagram(self).svg
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -1340,7 +1346,10 @@ class Tracer:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        frame = sys._getframe(1)
+        self._close(sys._getframe(1), exc_type, exc, tb)
+
+    def _close(self, frame: types.FrameType, exc_type: Any, exc: Any, tb: Any) -> None:
+        """End the trace; ``frame`` is the ``with`` block's, whose variables name the tensors."""
         self._cm.__exit__(exc_type, exc, tb)
         if exc_type is not None:
             return

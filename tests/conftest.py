@@ -29,3 +29,47 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     """Run ``explain-graph`` in a subprocess, as a user would."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def lecture_decks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The lecture's two scripts through ``explain-graph --slides --html``, once per session.
+
+    ``linear_regression``: light theme, English; ``cross_entropy``: dark theme, Korean.
+    """
+    out = tmp_path_factory.mktemp("decks")
+    runs = {
+        "linear_regression": ("--theme", "light", "--lang", "en"),
+        "cross_entropy": ("--theme", "dark", "--lang", "ko"),
+    }
+    dirs = {}
+    for name, opts in runs.items():
+        d = out / name
+        proc = run_cli(str(EXAMPLES / f"{name}.py"), "--out", str(d), "--slides", "--html", *opts)
+        assert proc.returncode == 0, proc.stderr
+        dirs[name] = d
+    return dirs
+
+
+def lecture_graph():  # noqa: ANN201  (a networkx.DiGraph; networkx is imported lazily here)
+    """The lecture's linear regression (``nn.Linear(1, 1)``, MSE, SGD 0.05), traced in-process."""
+    import torch.nn as nn
+
+    from explainer.graph import build_graph
+    from explainer.trace import Tracer
+
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    criterion = nn.MSELoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    x = torch.tensor([[1.0], [2.0], [3.0]])
+    y = torch.tensor([[3.0], [6.0], [9.0]])
+    with Tracer() as tr:
+        pred = model(x)
+        loss = criterion(pred, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    g = build_graph(tr.result)
+    g.graph["source"] = "linear_regression.py"
+    return g

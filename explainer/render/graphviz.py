@@ -93,7 +93,10 @@ def _subtitle(d: dict[str, Any], lang: str) -> str:
     call = d.get("call")
     if call and call != d.get("op") and call not in (d.get("op") or ""):
         op += f" ⊂ {call}"
-    return f"{op} · {shape}" if d.get("name") else shape
+    if not d.get("name"):
+        # The title already is the op's name: keep only what it adds (arguments, call).
+        op = op[len(d.get("op") or "") :].strip()
+    return f"{op} · {shape}" if op else shape
 
 
 def step_mark(step: int) -> str:
@@ -130,10 +133,12 @@ def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions,
         block(t("grad", lang), d.get("grad"), theme.grad)
     upd = d.get("update")
     if upd:
-        before = value_inline(upd["before"], digits, lang)
-        after = value_inline(upd["after"], digits, lang)
-        text = f"{t('update', lang)}: {before} → {after}"
-        rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), theme.update, theme.font_size, bold=True)}</TD></TR>')
+        # The value row above is the "before"; the update shows the "after" in the same
+        # layout (one row per matrix row), so a matrix parameter stays as narrow as its value.
+        prefix = f"{t('update', lang)} →"
+        for i, line in enumerate(value_lines(upd["after"], digits, lang)):
+            text = f"{prefix} {line}" if i == 0 else " " * (len(prefix) + 1) + line
+            rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), theme.update, theme.font_size, bold=True)}</TD></TR>')
     if nid == g.graph.get("first_nonfinite"):
         rows.append(
             f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e("⚠ " + t("first_bad", lang)), theme.bad_border, theme.font_size, bold=True)}</TD></TR>'

@@ -34,8 +34,8 @@ QUALITIES = {
     "medium": ("medium_quality", 1280, 720, 30),
     "high": ("high_quality", 1920, 1080, 60),
 }
-#: Above this many steps, each step gets a shorter run time so the video stays under ~3 minutes.
-TARGET_SECONDS = 180.0
+#: Each step gets a shorter run time on big graphs, so the video stays around two minutes.
+TARGET_SECONDS = 100.0
 
 
 @dataclass
@@ -227,6 +227,11 @@ def build_scene_class() -> type:
                 self.edges[(u, v)] = m.VGroup(path, tip)
                 self.edges[(u, v)].path = path
 
+        def node_mobjects(self, n: str) -> list[Any]:
+            """Node ``n``'s box and texts that are in the scene, bottom to top."""
+            mobs = [self.groups[n], self.grads.get(n), self.badges.get(n)]
+            return [mob for mob in mobs if mob is not None and mob in self.mobjects]
+
         # -- caption -----------------------------------------------------------------
         def caption(self, lines: tuple[str, ...], color: str | None = None) -> Any:
             th = self.plan.theme
@@ -258,7 +263,7 @@ def build_scene_class() -> type:
             self.build_edges()
             steps = plan.steps
             budget = TARGET_SECONDS / max(len(steps), 1)
-            rt = max(0.6, min(1.6, budget * 0.8))
+            rt = max(0.5, min(1.6, budget * 0.8))
             shown: set[str] = set()
             shown_grads: set[str] = set()
             cap: Any = None
@@ -273,8 +278,10 @@ def build_scene_class() -> type:
                 start = self.clock
                 first: list[Any] = []  # runs at the start of the step, together
                 then: list[Any] = []  # runs after `first`, together
+                front: list[Any] = []  # mobjects this step changes: drawn last, see below
                 if lit is not None:
                     first.append(Restroke(self.boxes[lit], th.grad, 2))
+                    front += self.node_mobjects(lit)
                     lit = None
                 if step.stage != stage:
                     stage = step.stage
@@ -286,17 +293,22 @@ def build_scene_class() -> type:
                             self.remove(head)
                         head = self.header(stage)
                         self.add(head)
+                        self.bring_to_back(head)
                 if step.kind == "title":
                     title = self.text(step.lines[0], th.text, 44, bold=True)
                     sub = self.text(step.lines[1], th.loss_border, 32)
-                    grp = m.VGroup(title, sub).arrange(m.DOWN, buff=0.3)
+                    extra = [self.text(line, th.muted, 22) for line in step.lines[2:]]
+                    grp = m.VGroup(title, sub, *extra).arrange(m.DOWN, buff=0.3)
                     self.fit(grp, m.config.frame_width * 0.9, 3)
-                    self.timed_play(m.Succession(m.FadeIn(grp), m.Wait(0.6), m.FadeOut(grp)), run_time=2.0)
+                    self.timed_play(m.FadeIn(grp), run_time=0.6)
+                    self.timed_wait(0.8)
+                    self.timed_play(m.FadeOut(grp), run_time=0.6)
                     continue
                 if cap is not None:
                     self.remove(cap)
                 cap = self.caption(step.lines)
                 self.add(cap)
+                self.bring_to_back(cap)
                 n = step.node
                 if step.kind in ("forward", "loss"):
                     for u, _ in step.edges:
@@ -308,7 +320,9 @@ def build_scene_class() -> type:
                         shown.add(n)
                     then += [m.Create(self.edges[e]) for e in step.edges if e in self.edges]
                     if step.kind == "loss":
-                        then.append(m.Indicate(self.boxes[n], color=th.loss_border, scale_factor=1.08))
+                        then.append(Restroke(self.boxes[n], th.loss_border, 5))
+                        front += self.node_mobjects(n)
+                        lit = n
                         if n in self.grads:
                             then.append(Appear(self.grads[n]))
                             shown_grads.add(n)
@@ -316,6 +330,7 @@ def build_scene_class() -> type:
                     if n in self.badges and step.kind == "backward":
                         first.append(Appear(self.badges[n]))
                     first.append(Restroke(self.boxes[n], th.grad, 5))
+                    front += self.node_mobjects(n)
                     lit = n
                     if step.kind == "backward" and n in self.grads and n not in shown_grads:
                         # The node's full upstream gradient is known now: write it at the node.
@@ -329,18 +344,34 @@ def build_scene_class() -> type:
                         dot = m.Dot(radius=0.06, color=th.grad).move_to(path.get_start())
                         then.append(m.MoveAlongPath(dot, path, rate_func=m.smooth, remover=True))
                         then.append(Restroke(self.edges[(u, v)][0], th.grad, 3))
+                        front.append(self.edges[(u, v)])
                 elif step.kind == "update":
                     d = plan.graph.nodes[n]
                     after = self.text(value_inline(d["update"]["after"], plan.digits, plan.lang), th.update, 24, bold=True)
                     after.match_height(self.values[n]).move_to(self.values[n])
-                    first.append(m.Indicate(self.boxes[n], color=th.update))
+                    first.append(Restroke(self.boxes[n], th.update, 5))
+                    front += self.node_mobjects(n)
+                    lit = n
                     then.append(m.Transform(self.values[n], after))
                 elif step.kind == "zero_grad":
                     then += [m.FadeOut(self.grads[g]) for g in sorted(shown_grads)]
                     shown_grads = set()
-                groups = [m.AnimationGroup(*a) for a in (first, then) if a]
-                if groups:
-                    self.timed_play(m.Succession(*groups), run_time=rt if then else rt * 0.6)
+                # `first` then `then` in ONE play, by shifting rate functions rather than
+                # wrapping them in Succession: a composite animation's Group would be added to
+                # the scene on top of everything, painting boxes over their own labels.
+                if first and then:
+                    for a in first:
+                        a.rate_func = _window(a.rate_func, 0.0, 0.45)
+                    for a in then:
+                        a.rate_func = _window(a.rate_func, 0.45, 1.0)
+                # Manim redraws, on every frame, every mobject listed after the first one that
+                # moves; so the few that change go to the end of the list (a node's box with
+                # its own texts, in order), and the rest stays in the cached background.
+                if front:
+                    self.bring_to_front(*front)
+                anims = first + then
+                if anims:
+                    self.timed_play(*anims, run_time=rt if then else rt * 0.6)
                 else:
                     self.timed_wait(rt * 0.6)
                 plan.cues.append((start, self.clock, " / ".join(step.lines)))
@@ -349,6 +380,19 @@ def build_scene_class() -> type:
                 plan.on_step(len(steps), len(steps))
 
     return BackpropScene
+
+
+def _window(rate_func: Callable[[float], float], start: float, end: float) -> Callable[[float], float]:
+    """``rate_func`` squeezed into [start, end] of the play's time: before it 0, after it 1."""
+
+    def windowed(t: float) -> float:
+        if t <= start:
+            return rate_func(0.0)
+        if t >= end:
+            return rate_func(1.0)
+        return rate_func((t - start) / (end - start))
+
+    return windowed
 
 
 def write_srt(cues: list[tuple[float, float, str]], path: Path) -> Path:

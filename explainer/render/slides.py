@@ -1,0 +1,380 @@
+"""A slide deck a lecturer can present as is: ``slides.pdf`` and ``slides/page-NN.png``.
+
+The deck performs the same `explainer.choreography.choreograph` steps as the video
+and the interactive page: a title page, the forward pass, one page per backward
+step (the node being processed outlined, the gradients computed so far filled in,
+later ones still blank, the chain rule of that step with its numbers), and the
+optimizer update.
+
+Every page is a 16:9 SVG (1280 × 720 px: header, the diagram, the caption) built
+around the one ``dot`` layout of the diagram (`explainer.render.frames`), so the
+boxes never move between pages. ``rsvg-convert`` (librsvg, Debian's librsvg2-bin)
+turns the pages into one vector PDF; ``pdftoppm`` (poppler-utils) renders the PNGs
+from that PDF. Both use Pango and fontconfig, so Korean and mathematical symbols
+fall back to installed fonts rather than missing-glyph boxes.
+
+Notes
+-----
+The PDF's creation date is ``SOURCE_DATE_EPOCH`` (0 unless set), so the same graph
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from ..choreography import Step, choreograph, w
+from ..errors import ToolError
+from ..text import fmt_number, t
+from ..themes import FONT, Theme, get_theme
+from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg, ui
+from .graphviz import DiagramOptions, _style, step_mark
+
+#: Page size in CSS pixels (13.33 × 7.5 in at 96 dpi, PowerPoint's 16:9).
+PAGE_W, PAGE_H = 1280, 720
+#: PNG size of each page.
+PNG_W, PNG_H = 1920, 1080
+MARGIN = 40
+HEADER_H = 72
+#: Caption font sizes (px): preferred, and the smallest before a line is wrapped.
+CAPTION_SIZE, CAPTION_MIN = 26, 17
+#: Most caption lines on one page; more are summarised as "… and N more".
+MAX_LINES = 6
+XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the deck: its header, caption and the diagram's state (None: title page)."""
+
+    kind: str  # "title" | "forward" | "backward" | "update"
+    header: str
+    lines: tuple[str, ...]
+    frame: Frame | None
+    step: int | None = None  # index of the choreography step it shows
+
+
+# --------------------------------------------------------------------------- pages as data
+
+
+def _lines_cap(lines: list[str], lang: str, most: int = MAX_LINES) -> list[str]:
+    """At most ``most`` lines: the first ones, then "… and N more"."""
+    if len(lines) <= most:
+        return list(lines)
+    return lines[: most - 1] + [ui("more", lang).format(n=len(lines) - most + 1)]
+
+
+def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]:
+    """The deck as data: which frame and caption each page shows.
+
+    One page per step of the backward stage (``backward`` and ``accumulate``); the
+    forward steps share one page (the diagram with every value, the ops' results as
+    the caption); the update steps and ``zero_grad`` share the last page.
+    """
+    fr = frames(g, steps)
+    pages: list[Page] = [Page("title", steps[0].lines[0] if steps else "", steps[0].lines if steps else (), None, 0)]
+    loss_i = next((i for i, s in enumerate(steps) if s.kind == "loss"), None)
+    fwd_lines = []
+    for s in steps:
+        if s.kind == "forward" and s.edges:  # an op: "name = formula = value"
+            fwd_lines.append(f"{s.lines[0]} {s.lines[1]}" if len(s.lines) > 1 else s.lines[0])
+        elif s.kind == "loss":
+            fwd_lines.append(s.lines[0])
+    if loss_i is not None:
+        f = fr[loss_i]
+        forward = Frame(f.step, "forward", "forward", (), (), f.seen, (), (), (), ())
+        pages.append(Page("forward", w("forward", lang), tuple(_lines_cap(fwd_lines, lang)), forward, loss_i))
+    for i, s in enumerate(steps):
+        if s.stage != "backward":
+            continue
+        d = g.nodes[s.node] if s.node in g else {}
+        mark = f"  {step_mark(d['backward_step'])}" if d.get("backward_step") else ""
+        label = f"  {d['label']}" if d else ""
+        pages.append(Page("backward", f"{w('backward', lang)}{mark}{label}", s.lines, fr[i], i))
+    ups = [i for i, s in enumerate(steps) if s.kind == "update"]
+    if ups:
+        last = fr[ups[-1]]
+        # each parameter's rule with its numbers, and the last line for zero_grad()
+        lines = _lines_cap([" ".join(steps[i].lines[1:]) for i in ups], lang, MAX_LINES - 1)
+        zero = next((s for s in steps if s.kind == "zero_grad"), None)
+        if zero is not None:
+            lines.append(zero.lines[0])
+        frame = Frame(last.step, "update", "update", tuple(steps[i].node for i in ups if steps[i].node), (),
+                      last.seen, last.grads, last.edge_grads, last.updates, ())
+        pages.append(Page("update", steps[ups[0]].lines[0], tuple(lines), frame, ups[-1]))
+    return pages
+
+
+# --------------------------------------------------------------------------- text measuring
+
+
+@lru_cache(maxsize=4)
+def _font(bold: bool) -> Any:
+    """A Pillow font for measuring text (the diagram's font), or None when unavailable."""
+    try:
+        from PIL import ImageFont
+
+        spec = f"{FONT}:weight={'bold' if bold else 'regular'}"
+        out = subprocess.run(["fc-match", "-f", "%{file}\n%{index}", spec], capture_output=True, text=True, timeout=10)
+        path, _, index = out.stdout.partition("\n")
+        return ImageFont.truetype(path, 100, index=int(index or 0))
+    except Exception:  # no fontconfig or Pillow: fall back to an estimate
+        return None
+
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """Width of ``text`` in px at font size ``size`` (measured with the diagram's font)."""
+    font = _font(bold)
+    if font is not None:
+        return float(font.getlength(text)) * size / 100
+    wide = sum(1 for c in text if unicodedata.east_asian_width(c) in "WF")
+    return (0.58 * (len(text) - wide) + 1.0 * wide) * size
+
+
+def _wrap(line: str, size: float, width: float) -> list[str]:
+    """Break a too-long caption line before its last `` = `` (the numbers go below)."""
+    if text_width(line, size) <= width:
+        return [line]
+    cut = line.rfind(" = ")
+    if cut <= 0:
+        return [line]
+    head, tail = line[:cut], "    " + line[cut + 1 :]
+    return _wrap(head, size, width) + [tail]
+
+
+def _clip(line: str, size: float, width: float) -> str:
+    """``line`` cut with an ellipsis to fit ``width`` (huge tensors inline)."""
+    if text_width(line, size, True) <= width:
+        return line
+    lo, hi = 0, len(line)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text_width(line[:mid] + " …", size, True) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return line[:lo].rstrip() + " …"
+
+
+def fit_caption(lines: tuple[str, ...], width: float) -> tuple[list[str], float]:
+    """Lines and a font size such that every line fits ``width``.
+
+    The size shrinks from `CAPTION_SIZE` to `CAPTION_MIN`; a line still too long is
+    broken before its last `` = `` and, failing that, cut with an ellipsis. At most
+    `MAX_LINES` + 1 lines are kept.
+    """
+    size = float(CAPTION_SIZE)
+    widest = max((text_width(line, 1.0, True) for line in lines), default=0.0)
+    if widest * size > width:
+        size = max(CAPTION_MIN, width / max(widest, 1e-9))
+    out: list[str] = []
+    for line in lines:
+        out.extend(_clip(part, size, width) for part in _wrap(line, size, width))
+    if len(out) > MAX_LINES + 1:
+        out = out[:MAX_LINES] + ["…"]
+    return out, size
+
+
+# --------------------------------------------------------------------------- page SVGs
+
+
+def _el(parent: ET.Element, tag: str, **attrs: Any) -> ET.Element:
+    e = ET.SubElement(parent, f"{{{SVG_NS}}}{tag}", {k.rstrip("_").replace("_", "-"): str(v) for k, v in attrs.items()})
+    return e
+
+
+def _text(parent: ET.Element, x: float, y: float, s: str, size: float, fill: str, bold: bool = False,
+          anchor: str = "start") -> ET.Element:
+    e = _el(parent, "text", x=f"{x:g}", y=f"{y:g}", font_family=FONT, font_size=f"{size:.2f}", fill=fill,
+            text_anchor=anchor)
+    if bold:
+        e.set("font-weight", "bold")
+    e.set(XML_SPACE, "preserve")
+    e.text = s
+    return e
+
+
+def _line_colour(page: Page, i: int, line: str, theme: Theme) -> tuple[str, bool]:
+    if i == 0 and page.kind == "backward":
+        return theme.text, True
+    if page.kind == "backward":
+        return theme.grad, False
+    if page.kind == "update":
+        return (theme.muted, False) if line.startswith("zero_grad") else (theme.update, False)
+    return theme.text, False
+
+
+def _blank_page(theme: Theme) -> ET.Element:
+    root = ET.Element(f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H), "viewBox": f"0 0 {PAGE_W} {PAGE_H}"})
+    _el(root, "rect", x=0, y=0, width=PAGE_W, height=PAGE_H, fill=theme.background)
+    return root
+
+
+def page_svg(page: Page, number: int, total: int, diagram: ET.Element | None, area: tuple[float, float, float, float],
+             caption: tuple[list[str], float], theme: Theme, title: str) -> ET.Element:
+    """One 16:9 page: header, the diagram (scaled into ``area``), the caption."""
+    root = _blank_page(theme)
+    colour = {"forward": theme.param_border, "backward": theme.grad, "update": theme.update}.get(page.kind, theme.text)
+    _text(root, MARGIN, 48, page.header, 30, colour, bold=True)
+    _text(root, PAGE_W - MARGIN, 46, f"{title}   {number} / {total}", 18, theme.muted, anchor="end")
+    _el(root, "rect", x=MARGIN, y=HEADER_H - 8, width=PAGE_W - 2 * MARGIN, height=2, fill=theme.cluster)
+    if diagram is not None:
+        x, y, wd, ht = area
+        diagram.attrib.pop("width", None)
+        diagram.attrib.pop("height", None)
+        diagram.set("x", f"{x:g}")
+        diagram.set("y", f"{y:g}")
+        diagram.set("width", f"{wd:g}")
+        diagram.set("height", f"{ht:g}")
+        diagram.set("preserveAspectRatio", "xMidYMid meet")
+        root.append(diagram)
+    lines, size = caption
+    if lines:
+        step_h = size * 1.38
+        top = PAGE_H - MARGIN / 2 - len(lines) * step_h - 14
+        _el(root, "rect", x=MARGIN / 2, y=f"{top:g}", width=PAGE_W - MARGIN, height=f"{PAGE_H - MARGIN / 2 - top:g}",
+            rx=10, fill=PANEL.get(theme.name, theme.background))
+        for i, line in enumerate(lines):
+            fill, bold = _line_colour(page, i, line, theme)
+            _text(root, MARGIN, top + 8 + size + i * step_h, line, size, fill, bold)
+    return root
+
+
+def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: str, digits: int,
+              n_backward: int) -> ET.Element:
+    """The title page: the script, the loss, the optimizer, what the deck shows, the colour legend."""
+    root = _blank_page(theme)
+    lines = steps[0].lines if steps else ()
+    head = lines[0] if lines else w("title", lang)
+    size = min(60.0, (PAGE_W - 2 * MARGIN) / max(text_width(head, 1.0, True), 1e-9))
+    y = 150.0
+    _text(root, MARGIN * 2, y, head, size, theme.text, bold=True)
+    y += 58
+    _text(root, MARGIN * 2, y, f"{w('title', lang)}: {ui('subtitle', lang)}", 26, theme.muted)
+    y += 80
+    info: list[tuple[str, str]] = [(lines[1], theme.loss_border)] if len(lines) > 1 else []
+    opt = g.graph.get("optimizer")
+    if opt:
+        hyper = opt.get("hyper", {})
+        lr = f", lr = {fmt_number(hyper['lr'], digits)}" if isinstance(hyper.get("lr"), (int, float)) else ""
+        info.append((f"{ui('optimizer', lang)}: {t(opt['name'], lang)}{lr}", theme.update))
+    else:
+        info.append((ui("no_optimizer", lang), theme.muted))
+    info += [(line, theme.muted) for line in lines[2:]]
+    agenda = ui("agenda", lang).format(pages=total, backward=n_backward, update=ui("agenda_update", lang) if opt else "")
+    info.append((agenda, theme.text))
+    for text, fill in info:
+        s = min(30.0, (PAGE_W - 4 * MARGIN) / max(text_width(text, 1.0), 1e-9))
+        _text(root, MARGIN * 2, y, text, s, fill)
+        y += 46
+    for note in g.graph.get("notes", [])[:2]:
+        s = min(20.0, (PAGE_W - 4 * MARGIN) / max(text_width(note, 1.0), 1e-9))
+        _text(root, MARGIN * 2, y, note, max(s, 12.0), theme.muted)
+        y += 32
+    # the colour legend, as in every diagram
+    y = PAGE_H - 120.0
+    x = MARGIN * 2.0
+    for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
+        fill, border = _style(kind, theme)
+        _el(root, "rect", x=f"{x:g}", y=f"{y - 22:g}", width=34, height=28, rx=5, fill=fill, stroke=border, stroke_width=2)
+        label = t(key, lang)
+        _text(root, x + 44, y, label, 20, theme.text)
+        x += 44 + text_width(label, 20) + 40
+    x = MARGIN * 2.0
+    y += 50
+    for key, colour in (("legend_value", theme.text), ("legend_grad", theme.grad), ("legend_update", theme.update)):
+        label = t(key, lang)
+        _text(root, x, y, label, 20, colour)
+        x += text_width(label, 20) + 48
+    return root
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolError(f"`{name}` was not found: run scripts/bootstrap.sh (or `apt-get install {package}`) and try again")
+    return path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    env = dict(os.environ)
+    env.setdefault("SOURCE_DATE_EPOCH", "0")
+    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ToolError(f"{what} failed: {msg[-1] if msg else 'no message'}")
+
+
+def build_pages(g: nx.DiGraph, opts: DiagramOptions | None = None) -> list[ET.Element]:
+    """Every page of the deck as an SVG element tree (the deck without files)."""
+    opts = opts or DiagramOptions()
+    theme = get_theme(opts.theme)
+    steps = choreograph(g, lang=opts.lang, digits=opts.digits)
+    pages = plan_pages(g, steps, opts.lang)
+    base = tag_svg(diagram_svg(g, opts), theme)
+    title = opts.title or g.graph.get("source") or ""
+    title = Path(title).name if title else ""
+    width = PAGE_W - 2 * MARGIN
+    captions = [fit_caption(p.lines, width) if p.frame is not None else ([], 0.0) for p in pages]
+    # One diagram area for every page, below the header and above the tallest caption.
+    cap_h = max((len(ls) * s * 1.38 + 14 for ls, s in captions if ls), default=0.0)
+    area = (MARGIN / 2, HEADER_H + 4, PAGE_W - MARGIN, PAGE_H - HEADER_H - 4 - cap_h - MARGIN / 2 - 12)
+    n_backward = sum(1 for p in pages if p.kind == "backward")
+    out = []
+    for i, (page, caption) in enumerate(zip(pages, captions), 1):
+        if page.frame is None:
+            out.append(title_svg(len(pages), g, steps, theme, opts.lang, opts.digits, n_backward))
+            continue
+        diagram = apply_frame(base, page.frame, theme)
+        out.append(page_svg(page, i, len(pages), diagram, area, caption, theme, title))
+    return out
+
+
+def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = None) -> list[Path]:
+    """Write ``slides.pdf`` and ``slides/page-NN.png`` into ``out_dir``; return the paths.
+
+    ``g`` is the graph as drawn (fold a large one first, `explainer.fold.fold_for_display`).
+    Raises `ToolError` when rsvg-convert or pdftoppm is missing or fails.
+    """
+    rsvg = _tool("rsvg-convert", "librsvg2-bin")
+    pdftoppm = _tool("pdftoppm", "poppler-utils")
+    pages = build_pages(g, opts)
+    out_dir = Path(out_dir)
+    png_dir = out_dir / "slides"
+    png_dir.mkdir(parents=True, exist_ok=True)
+    pdf = out_dir / "slides.pdf"
+    digits = max(2, len(str(len(pages))))
+    with tempfile.TemporaryDirectory(prefix="explain-graph-slides-") as tmp:
+        files = []
+        for i, page in enumerate(pages, 1):
+            path = Path(tmp) / f"page-{i:0{digits}d}.svg"
+            path.write_text(ET.tostring(page, encoding="unicode"), encoding="utf-8")
+            files.append(str(path))
+        _run([rsvg, "-f", "pdf", "-o", str(pdf), *files], "rsvg-convert (slides.pdf)")
+        _run([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(pdf), str(Path(tmp) / "p")],
+             "pdftoppm (slide PNGs)")
+        pngs = []
+        for f in sorted(Path(tmp).glob("p-*.png")):
+            n = int(re.search(r"-(\d+)\.png$", f.name).group(1))  # type: ignore[union-attr]
+            dest = png_dir / f"page-{n:0{digits}d}.png"
+            shutil.move(str(f), dest)
+            pngs.append(dest)
+    return [pdf, *sorted(pngs)]
+
+
+__all__ = ["Page", "build_pages", "fit_caption", "plan_pages", "render_slides", "text_width"]

@@ -1,0 +1,168 @@
+"""The step-through page in a real headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from PIL import Image, ImageStat
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from explainer.choreography import choreograph
+from explainer.graph import load_graph
+from explainer.render.html import detail_lines
+from explainer.text import value_inline
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/bootstrap.sh"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser: Browser, path: Path) -> tuple[Page, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(path.as_uri())
+    return page, requests, errors
+
+
+def _numbers(text: str) -> np.ndarray:
+    return np.array([float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text.replace("−", "-"))])
+
+
+def _by_label(g: nx.DiGraph) -> dict[str, str]:
+    return {d["label"]: n for n, d in g.nodes(data=True)}
+
+
+def test_step_through_the_lecture(browser: Browser, lecture_decks: dict[str, Path], tmp_path: Path) -> None:
+    d = lecture_decks["linear_regression"]
+    g = load_graph(d / "graph.json")
+    steps = choreograph(g)
+    ids = _by_label(g)
+    page, requests, errors = _open(browser, d / "index.html")
+    assert page.inner_text("#eg-count") == f"1 / {len(steps)}"
+    assert steps[0].lines[0] in page.inner_text("#eg-lines")
+
+    # arrow keys: to the backward step of pred
+    k = next(i for i, s in enumerate(steps) if s.kind == "backward" and s.node == ids["pred"])
+    for _ in range(k):
+        page.keyboard.press("ArrowRight")
+    assert page.inner_text("#eg-count") == f"{k + 1} / {len(steps)}"
+    caption = page.inner_text("#eg-lines")
+    for line in steps[k].lines:
+        assert line in caption
+    assert value_inline(g.edges[ids["model.bias"], ids["pred"]]["grad"]) in caption
+    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [ids["pred"]]
+    # this step's gradient is filled in, later ones are still blank
+    shown = page.eval_on_selector_all(
+        "g.node .eg-grad", "els => els.filter(e => getComputedStyle(e).display !== 'none')"
+                           ".map(e => e.closest('g.node').getAttribute('data-id'))")
+    assert set(shown) == {ids["loss"], ids["pred"]}
+    page.screenshot(path=str(tmp_path / "backward.png"))
+
+    # buttons
+    page.click("#eg-next")
+    assert page.inner_text("#eg-count") == f"{k + 2} / {len(steps)}"
+    page.click("#eg-prev")
+    page.click("#eg-prev")
+    assert page.inner_text("#eg-count") == f"{k} / {len(steps)}"
+    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [steps[k - 1].node]
+    page.keyboard.press("End")
+    assert page.inner_text("#eg-count") == f"{len(steps)} / {len(steps)}"
+    assert page.is_disabled("#eg-next")
+
+    # click a node: its full value and gradient, equal to the graph's
+    page.click(f'g.node[data-id="{ids["model.weight"]}"]')
+    page.mouse.move(5, 5)  # hover elsewhere: the clicked node stays pinned
+    assert page.get_attribute("#eg-details", "data-node") == ids["model.weight"]
+    w = g.nodes[ids["model.weight"]]
+    grad = _numbers(page.inner_text("#eg-details pre.grad"))
+    np.testing.assert_allclose(grad, np.ravel(w["grad"]), rtol=1e-6)
+    value = _numbers(page.inner_text("#eg-details pre.value"))
+    np.testing.assert_allclose(value, np.ravel(w["value"]), rtol=1e-6)
+    after = _numbers(page.inner_text("#eg-details pre.update >> nth=1"))
+    np.testing.assert_allclose(after, np.ravel(w["update"]["after"]), rtol=1e-6)
+
+    # hover shows another node's numbers
+    page.hover(f'g.node[data-id="{ids["pred"]}"]')
+    np.testing.assert_allclose(_numbers(page.inner_text("#eg-details pre.value")), np.ravel(g.nodes[ids["pred"]]["value"]),
+                               rtol=1e-6)
+
+    # search
+    page.fill("#eg-search", "bias")
+    page.press("#eg-search", "Enter")
+    page.mouse.move(5, 5)
+    assert page.get_attribute("#eg-details", "data-node") == ids["model.bias"]
+    assert page.get_attribute(f'g.node[data-id="{ids["model.bias"]}"]', "class").count("eg-pin") == 1
+    np.testing.assert_allclose(_numbers(page.inner_text("#eg-details pre.grad")),
+                               np.ravel(g.nodes[ids["model.bias"]]["grad"]), rtol=1e-6)
+    # zoom: + widens the diagram (the panel scrolls), 0 fits it again
+    fit = page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width")
+    page.click("#eg-zoom-in")
+    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(1.5 * fit, rel=0.02)
+    page.keyboard.press("0")
+    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(fit, rel=0.02)
+    page.fill("#eg-search", "nosuchnode")
+    page.press("#eg-search", "Enter")
+    assert "nosuchnode" in page.inner_text("#eg-search-msg")
+    page.screenshot(path=str(tmp_path / "search.png"))
+
+    assert errors == []
+    assert [u for u in requests if not u.startswith("file://")] == []  # no network at all
+    for shot in ("backward.png", "search.png"):
+        with Image.open(tmp_path / shot) as im:
+            assert im.size == (1400, 860)
+            assert max(ImageStat.Stat(im.convert("L")).stddev) > 20  # a real picture, not a blank page
+
+
+def test_korean_dark_page(browser: Browser, lecture_decks: dict[str, Path], tmp_path: Path) -> None:
+    d = lecture_decks["cross_entropy"]
+    g = load_graph(d / "graph.json")
+    steps = choreograph(g, lang="ko")
+    page, requests, errors = _open(browser, d / "index.html")
+    page.keyboard.press("End")
+    ids = _by_label(g)
+    assert page.inner_text("#eg-stage").split() == ["역전파", "③", "pred"]  # stage, badge, node
+    assert value_inline(g.nodes[ids["pred"]]["grad"]) in page.inner_text("#eg-lines")
+    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [steps[-1].node]
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(15, 23, 42)"  # the dark theme
+    page.keyboard.press("Home")
+    assert page.inner_text("#eg-count") == f"1 / {len(steps)}"
+    assert page.get_attribute("#eg-details", "data-node") is None  # the title step: the hint, no node
+    assert "노드" in page.inner_text("#eg-details")
+    page.screenshot(path=str(tmp_path / "ko.png"))
+    assert errors == [] and [u for u in requests if not u.startswith("file://")] == []
+
+
+def test_page_is_self_contained(lecture_decks: dict[str, Path]) -> None:
+    text = (lecture_decks["linear_regression"] / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", text)
+    assert "@import" not in text and "url(" not in text
+    assert text.count("<svg") == 1 and 'id="eg-data"' in text
+    assert "<title>n" not in text and "xlink:title" not in text  # no native tooltips over the details panel
+
+
+def test_details_of_large_tensors_are_statistics() -> None:
+    summary = {"summary": True, "shape": [64, 128], "dtype": "float32", "min": -2.5, "max": 3.25, "mean": 0.125,
+               "norm": 11.5, "nan": 0, "inf": 0, "head": [0.5, -0.25]}
+    lines = detail_lines(summary)
+    assert any("64×128" in s for s in lines) and any("3.25" in s for s in lines) and any("11.5" in s for s in lines)
+    assert detail_lines([[1.0, 2.0], [3.0, 4.0]]) == ["[1, 2]", "[3, 4]"]
+    assert detail_lines(0.1234567891) == ["0.12345679"]
