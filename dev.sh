@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for developers and CI. Each command first runs the set-up
 # (system packages and .venv/, skipped when already done).
-#   ./dev.sh demo   explain the lecture's linear-regression script into explained/
+#   ./dev.sh demo   explain the lecture's linear-regression script into explained/linear_regression/:
+#                   diagram (svg/png/pdf), graph.json, backprop video, slide deck, step-through page
 #   ./dev.sh test   run the whole test suite
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -10,7 +11,8 @@ case "$cmd" in
   setup) bash scripts/bootstrap.sh ;;
   demo)
     bash scripts/bootstrap.sh
-    .venv/bin/explain-graph assets/examples/linear_regression.py --out explained/linear_regression "$@"
+    .venv/bin/explain-graph assets/examples/linear_regression.py --out explained/linear_regression \
+        --video --slides --html "$@"
     ;;
   test)
     bash scripts/bootstrap.sh

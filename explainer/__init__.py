@@ -10,7 +10,7 @@ Stages, one module each: `run` (execute a script) -> `trace` (record one step)
         loss.backward()
         optimizer.step()
     g = tr.result.to_graph()
-    explainer.render(g, "out/")
+    explainer.draw(g, "out/")
 
 In a notebook, ``with explainer.show(): ...`` traces the block and displays its diagram.
 
@@ -35,9 +35,8 @@ __all__ = [
     "Trace",
     "Tracer",
     "build_graph",
-    "fold",
+    "draw",
     "load_graph",
-    "render",
     "save_graph",
     "show",
     "trace_call",
@@ -58,23 +57,8 @@ def __getattr__(name: str) -> Any:
         from . import notebook
 
         return getattr(notebook, name)
-    if name == "fold":
-        from .fold import fold
+    if name == "draw":
+        from .pipeline import draw
 
-        return fold
-    if name == "render":
-        from .pipeline import write_outputs
-
-        def render(g: Any, out_dir: Any, slides: bool = False, html: bool = False, **options: Any) -> Any:
-            """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir``.
-
-            ``slides=True`` adds slides.pdf and slides/page-NN.png, ``html=True`` index.html.
-            """
-            from pathlib import Path
-
-            from .render.graphviz import DiagramOptions
-
-            return write_outputs(g, Path(out_dir), DiagramOptions(**options), slides=slides, html=html)
-
-        return render
+        return draw
     raise AttributeError(f"module 'explainer' has no attribute {name!r}")

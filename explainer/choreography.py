@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from .text import fmt_number, t, value_inline
 
@@ -204,7 +205,7 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             if not upd:
                 continue
             lr = upd.get("lr")
-            if opt["name"] == "SGD" and not opt.get("hyper", {}).get("momentum") and lr is not None:
+            if _plain_gradient_step(upd, d["grad"], lr):
                 rule = f"{d['label']} ← {d['label']} − η·∂L/∂{d['label']} = {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}"
             else:
                 rule = f"{opt['name']}: {d['label']} ← f({d['label']}, ∂L/∂{d['label']})" + (
@@ -222,6 +223,24 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             )
         steps.append(Step("zero_grad", "update", None, (), (w("zero_grad", lang),), {}))
     return steps
+
+
+def _plain_gradient_step(upd: dict[str, Any], grad: Any, lr: float | None) -> bool:
+    """Is ``after == before − lr × grad`` (to float32 rounding)?
+
+    Then the caption may write the update as plain gradient descent. Momentum, weight
+    decay, Adam, clipped gradients... all give another ``after``: the caption then names
+    the optimizer's rule instead of showing arithmetic that does not add up.
+    """
+    if lr is None or any(isinstance(v, dict) or v is None for v in (upd["before"], upd["after"], grad)):
+        return False
+    try:
+        before, after, g = (np.asarray(v, dtype=np.float64) for v in (upd["before"], upd["after"], grad))
+    except (TypeError, ValueError):  # "nan"/"inf" strings
+        return False
+    if before.shape != after.shape or before.shape != g.shape:
+        return False
+    return bool(np.allclose(after, before - lr * g, rtol=1e-5, atol=1e-7))
 
 
 def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]:

@@ -19,6 +19,13 @@ THEMES = ("light", "dark")
 FORMAT_CHOICES = ("svg", "png", "pdf")
 
 
+def _error(console: object, message: str) -> None:
+    """One red line; the message is plain text (a user's [brackets] are not rich markup)."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
+
+
 def _formats(value: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
     bad = [v for v in items if v not in FORMAT_CHOICES]
@@ -106,6 +113,7 @@ def main(
         raise click.UsageError(f"--format: {exc.message}") from None
     if out_dir is None:
         out_dir = Path("explained") / script.stem
+    out_dir = out_dir.absolute()  # the user's folder, even if the script changes directory
     try:
         with _video_progress(video) as on_video_step:
             report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
@@ -115,11 +123,24 @@ def main(
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(err, str(exc))
         sys.exit(exc.exit_code)
     except ExplainerError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(err, str(exc))
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _error(err, "interrupted: nothing was written")
+        sys.exit(130)
+    except OSError as exc:
+        _error(err, f"could not write the output ({exc.strerror or exc}: {exc.filename or out_dir}): "
+                    "check the --out folder's permissions and free space")
+        sys.exit(1)
+    except Exception:  # a bug of ours: say so, with the full traceback to report
+        import traceback
+
+        traceback.print_exc()
+        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
+        sys.exit(70)
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)

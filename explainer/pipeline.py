@@ -22,6 +22,13 @@ from .render.graphviz import FORMATS, DiagramOptions, render_static
 from .run import RunOptions, run_script
 
 
+#: Every file or folder an explanation may write; others in the folder are left alone.
+OUTPUT_NAMES = frozenset(
+    {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
+     "slides.pdf", "slides", "index.html"}
+)
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """``--video``: quality preset (low = 480p15 ... high = 1080p60)."""
@@ -92,6 +99,13 @@ def write_outputs(
                 shutil.rmtree(dest)
             f.replace(dest)
             written.append(dest)
+        # Outputs of an earlier run that this run did not make would show other numbers.
+        for name in OUTPUT_NAMES - {f.name for f in written}:
+            stale = out_dir / name
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -125,3 +139,12 @@ def explain_script(
     files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step, video, on_video_step,
                           shown=view.graph if view.folded else None, slides=slides, html=html)
     return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view)
+
+
+def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, **options: Any) -> list[Path]:
+    """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir`` (the Python API).
+
+    ``options`` are `DiagramOptions` fields (``theme``, ``lang``, ``digits``...);
+    ``slides=True`` adds slides.pdf and slides/page-NN.png, ``html=True`` index.html.
+    """
+    return write_outputs(g, Path(out_dir), DiagramOptions(**options), slides=slides, html=html)

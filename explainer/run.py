@@ -70,6 +70,22 @@ def user_traceback(exc: BaseException, script: Path) -> str:
     return "".join(lines)
 
 
+def _raised_in_explainer(exc: BaseException) -> bool:
+    """Did the exception start in explain-graph's own code (not torch's, not the user's)?"""
+    from .trace import is_user_file
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    last_user = max((i for i, f in enumerate(frames) if is_user_file(f.filename)), default=-1)
+    # Our hooks run inside the user's calls (backward(), optimizer.step()): the error is
+    # ours when one of our frames lies between the user's last frame and the raise. The
+    # modes' handlers only pass the user's own ops through, so they do not count.
+    passthrough = {"__torch_function__", "__torch_dispatch__"}
+    return any(
+        os.path.abspath(f.filename).startswith(pkg) and f.name not in passthrough for f in frames[last_user + 1 :]
+    )
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -104,6 +120,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     saved_main = sys.modules.get("__main__")
     saved_argv = sys.argv[:]
     saved_path = sys.path[:]
+    saved_cwd = os.getcwd()
     sys.modules["__main__"] = module
     sys.argv = [str(script)] + list(argv or [])
     sys.path.insert(0, str(script.resolve().parent))
@@ -127,12 +144,15 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # the user's own error: report it as theirs
+                if _raised_in_explainer(exc):
+                    raise  # a bug of ours, inside a hook the script triggered: keep its full traceback
                 raise UserScriptError(
                     f"{script.name} raised {type(exc).__name__}: {exc}. Fix the script "
                     f"(its traceback is above; `python {script.name}` shows the same) and run again",
                     user_traceback(exc, script),
                 ) from None
     finally:
+        os.chdir(saved_cwd)  # a script may chdir; outputs are relative to the user's folder
         sys.argv = saved_argv
         sys.path[:] = saved_path
         if saved_main is not None:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .text import t, value_inline
@@ -18,14 +19,15 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
     """Loss, each parameter's value, gradient and update, the backward order, the files."""
     console = console or Console()
     g = report.graph
+    e = escape  # every name and number is plain text, never rich markup
     loss = g.nodes[g.graph["loss"]]
     console.print(
-        f"[bold]{t('loss', lang)}[/] ({loss.get('op')}) = [bold red]{value_inline(loss['value'], digits, lang)}[/]"
+        f"[bold]{t('loss', lang)}[/] ({e(str(loss.get('op')))}) = [bold red]{e(value_inline(loss['value'], digits, lang))}[/]"
         f"   [dim]{t('step', lang)} {g.graph.get('step', 1)}[/]",
         highlight=False,
     )
     for note in g.graph.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {e(note)}", highlight=False)
     leaves = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
     if leaves:
         opt = g.graph.get("optimizer")
@@ -41,18 +43,18 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
             row = [d["label"], value_inline(d["value"], digits, lang), value_inline(d["grad"], digits, lang)]
             if opt:
                 row.append(value_inline(d["update"]["after"], digits, lang) if d.get("update") else "–")
-            table.add_row(*row)
+            table.add_row(*(e(cell) for cell in row))
         console.print(table)
         if len(shown) < len(leaves):
             console.print(f"[dim]… {len(leaves) - len(shown)} more (all in graph.json)[/]", highlight=False)
     order = [g.nodes[n]["label"] for n in g.graph.get("backward_order", [])]
     if order:
         shown = order if len(order) <= 12 else order[:11] + [f"… {len(order) - 11} more"]
-        console.print("[dim]backward:[/] " + " → ".join(shown), highlight=False)
+        console.print("[dim]backward:[/] " + e(" → ".join(shown)), highlight=False)
     bad = g.graph.get("first_nonfinite")
     if bad:
-        console.print(f"[bold red]⚠ {t('first_bad', lang)}: {g.nodes[bad]['label']}[/]", highlight=False)
+        console.print(f"[bold red]⚠ {t('first_bad', lang)}: {e(g.nodes[bad]['label'])}[/]", highlight=False)
     if report.files:
         folder = os.path.relpath(report.files[0].parent)
-        console.print(f"[green]wrote[/] {folder}/: " + ", ".join(f.name + ("/" if f.is_dir() else "") for f in report.files),
+        console.print(f"[green]wrote[/] {e(folder)}/: " + e(", ".join(f.name + ("/" if f.is_dir() else "") for f in report.files)),
                       highlight=False)

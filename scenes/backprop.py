@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from explainer.fold import fold_for_display
 from explainer.graph import load_graph
 from explainer.render.video import build_scene_class, plan_video
 
@@ -22,8 +23,9 @@ class Backprop(_Scene):  # type: ignore[misc, valid-type]
 
     def __init__(self, **kwargs: Any) -> None:
         path = os.environ.get("EXPLAIN_GRAPH_JSON", "explained/linear_regression/graph.json")
+        # The same view as the CLI's diagram and video: folded when the graph is large.
         plan = plan_video(
-            load_graph(path),
+            fold_for_display(load_graph(path)).graph,
             theme=os.environ.get("EXPLAIN_GRAPH_THEME", "light"),
             lang=os.environ.get("EXPLAIN_GRAPH_LANG", "en"),
             digits=int(os.environ.get("EXPLAIN_GRAPH_DIGITS", "4")),

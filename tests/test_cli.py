@@ -68,3 +68,48 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     assert r.stdout.strip() == "False False"
     r = run_cli("--help")
     assert r.returncode == 0 and "--step" in r.stdout and "--run-to-end" in r.stdout
+
+
+def test_stale_outputs_are_removed_and_chdir_does_not_move_output(tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("old page")
+    (out / "notes.txt").write_text("mine")
+    script = tmp_path / "wanders.py"
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    script.write_text(
+        "import os, torch\n"
+        f"os.chdir({str(sub)!r})\n"
+        "w = torch.tensor([2.0], requires_grad=True)\n"
+        "loss = (w * 3).sum()\n"
+        "loss.backward()\n"
+    )
+    r = run_cli(str(script), "--out", "out", "--format", "svg", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["graph.json", "graph.svg", "notes.txt"]  # old page gone, the user's file kept
+    assert not (sub / "out").exists()
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path) -> None:
+    script = tmp_path / "bad.py"
+    script.write_text("raise ValueError('expected input[batch, features] got [/x]')\n")
+    r = run_cli(str(script), "--out", str(tmp_path / "o"))
+    assert r.returncode == 3
+    assert "expected input[batch, features] got [/x]" in r.stderr.replace("\n", "")
+    assert "MarkupError" not in r.stderr
+
+
+def test_python_api_draw_and_fold_module() -> None:
+    code = (
+        "import tempfile, torch, explainer, explainer.fold\n"
+        "a = torch.tensor(2.0, requires_grad=True)\n"
+        "g = explainer.trace_call(lambda: a * a).to_graph()\n"
+        "for _ in range(2):\n"
+        "    files = explainer.draw(g, tempfile.mkdtemp(), theme='dark')\n"
+        "print(sorted(f.name for f in files), callable(explainer.fold.fold))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['graph.json', 'graph.pdf', 'graph.png', 'graph.svg'] True"
