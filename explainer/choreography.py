@@ -54,50 +54,6 @@ LOCAL: dict[str, tuple[str, list[str]]] = {
     "cross_entropy": ("−mean(log softmax(z)[target])", ["∂/∂z = (softmax(z) − one_hot)/N"]),
 }
 
-WORDS = {
-    "en": {
-        "forward": "Forward pass",
-        "backward": "Backward pass",
-        "computes": "computes",
-        "upstream": "upstream",
-        "local": "local",
-        "passed": "passed on",
-        "vjp": "vector-Jacobian product",
-        "lands": "lands on",
-        "accumulate": "two paths meet: gradients add",
-        "update": "Optimizer step",
-        "zero_grad": "zero_grad() clears every .grad before the next step",
-        "start": "∂L/∂L = 1: backward starts at the loss",
-        "title": "One training step",
-        "grad_of": "gradient of",
-        "folded": "module view: {full} nodes folded into {shown} (depth {depth}); --depth or --expand opens them",
-        "module": "module",
-    },
-    "ko": {
-        "forward": "순전파",
-        "backward": "역전파",
-        "computes": "계산",
-        "upstream": "상류 기울기",
-        "local": "국소 미분",
-        "passed": "전달",
-        "vjp": "벡터-야코비안 곱",
-        "lands": "도착",
-        "accumulate": "두 경로가 만남: 기울기를 더함",
-        "update": "옵티마이저 스텝",
-        "zero_grad": "zero_grad()가 다음 스텝 전에 모든 .grad를 지움",
-        "start": "∂L/∂L = 1: 역전파는 손실에서 시작",
-        "title": "한 번의 학습 스텝",
-        "grad_of": "기울기",
-        "folded": "모듈 보기: 노드 {full}개를 {shown}개로 접음 (깊이 {depth}); --depth 또는 --expand로 펼침",
-        "module": "모듈",
-    },
-}
-
-
-def w(key: str, lang: str) -> str:
-    return WORDS.get(lang, WORDS["en"]).get(key, WORDS["en"][key])
-
-
 @dataclass(frozen=True)
 class Step:
     """One beat of the story.
@@ -155,12 +111,12 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
     steps: list[Step] = []
     loss_id = g.graph["loss"]
     loss = g.nodes[loss_id]
-    title = g.graph.get("source") or w("title", lang)
+    title = g.graph.get("source") or t("title", lang)
     lines = [title, f"{t('loss', lang)} = {_v(loss['value'], digits, lang)}"]
     fold = g.graph.get("fold")
     if fold:
         # A folded view (explainer.fold): say so, and how to see everything.
-        lines.append(w("folded", lang).format(full=fold["full_nodes"], shown=g.number_of_nodes(), depth=fold["depth"]))
+        lines.append(t("folded", lang).format(full=fold["full_nodes"], shown=g.number_of_nodes(), depth=fold["depth"]))
     steps.append(Step("title", "title", None, lines=tuple(lines), numbers={"loss": loss["value"]}))
     # 1. forward, each op with the inputs it consumes appearing just before it
     for n in forward_order(g):
@@ -172,7 +128,7 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             op = d.get("op") or ""
             formula = LOCAL.get(op, (None, []))[0]
             if d["kind"] == "module":
-                head = f"{d['label']} = {w('module', lang)} {d.get('module_type') or ''}(…)"
+                head = f"{d['label']} = {t('module', lang)} {d.get('module_type') or ''}(…)"
             else:
                 head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
             steps.append(
@@ -189,7 +145,7 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             "forward",
             loss_id,
             ins,
-            (f"{loss['label']} = {loss.get('op') or ''} = {_v(loss['value'], digits, lang)}", w("start", lang)),
+            (f"{loss['label']} = {loss.get('op') or ''} = {_v(loss['value'], digits, lang)}", t("start", lang)),
             {"value": loss["value"], "grad": loss["grad"]},
         )
     )
@@ -217,11 +173,11 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
                     "update",
                     n,
                     (),
-                    (f"{w('update', lang)} ({t(opt['name'], lang)})", rule, f"= {_v(upd['after'], digits, lang)}"),
+                    (f"{t('stage_update', lang)} ({t(opt['name'], lang)})", rule, f"= {_v(upd['after'], digits, lang)}"),
                     {"before": upd["before"], "after": upd["after"], "grad": d["grad"], "lr": lr},
                 )
             )
-        steps.append(Step("zero_grad", "update", None, (), (w("zero_grad", lang),), {}))
+        steps.append(Step("zero_grad", "update", None, (), (t("zero_grad", lang),), {}))
     return steps
 
 
@@ -257,7 +213,7 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 "backward",
                 n,
                 tuple(incoming),
-                (f"∂L/∂{label}: {w('accumulate', lang)}", f"{parts} = {_v(d['grad'], digits, lang)}"),
+                (f"∂L/∂{label}: {t('accumulate', lang)}", f"{parts} = {_v(d['grad'], digits, lang)}"),
                 {"parts": [g.edges[e]["grad"] for e in incoming], "grad": d["grad"]},
             )
         )
@@ -268,7 +224,7 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 "backward",
                 n,
                 tuple(incoming),
-                (f"∂L/∂{label} {w('lands', lang)} {label}.grad", f"{label}.grad = {_v(d['grad'], digits, lang)}"),
+                (t("lands", lang).format(x=label), f"{label}.grad = {_v(d['grad'], digits, lang)}"),
                 {"grad": d["grad"]},
             )
         )
@@ -276,10 +232,10 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
     op = d.get("op") or ""
     formula, locals_ = LOCAL.get(op, (None, []))
     if d["kind"] == "module":
-        what = f"{w('module', lang)} {d.get('module_type') or ''}".strip()
+        what = f"{t('module', lang)} {d.get('module_type') or ''}".strip()
     else:
         what = op
-    lines = [f"{label}" + (f" = {formula}" if formula else f" ({what})"), f"{w('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
+    lines = [f"{label}" + (f" = {formula}" if formula else f" ({what})"), f"{t('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
     sent = {}
     preds = sorted(g.predecessors(n), key=_order)
     edges = []
@@ -291,7 +247,7 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
         slot = e.get("slots", [0])[0]
         local = locals_[slot] if slot < len(locals_) else None
         if local is None:
-            local = w("vjp", lang)
+            local = t("vjp", lang)
         src = g.nodes[u]["label"]
         lines.append(f"→ ∂L/∂{src} = ∂L/∂{label} × ({local}) = {_v(e['grad'], digits, lang)}")
         sent[u] = e["grad"]

@@ -923,8 +923,26 @@ class _Pending:
         return pre
 
     def _make_post(self, k: int) -> Callable[..., None]:
+        # Slots that feed the same input node (x * x): one graph edge, whose gradient is
+        # their sum. Summed here, as tensors, so it is exact for large (summarised) ones too.
+        by_child: dict[Any, list[int]] = {}
+        for slot, (child, _) in enumerate(self.fn_nodes[k].next_functions):
+            if child is not None:
+                by_child.setdefault(child, []).append(slot)
+        repeats = [slots for slots in by_child.values() if len(slots) > 1]
+
         def post(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
-            self.grad_out[k] = self._snap_all(grad_inputs)
+            grads = list(grad_inputs)
+            for slots in repeats:
+                parts = [grads[i] for i in slots if i < len(grads) and isinstance(grads[i], torch.Tensor)]
+                if len(parts) == len(slots) and len({p.shape for p in parts}) == 1:
+                    total = parts[0]
+                    for p in parts[1:]:
+                        total = total + p
+                    grads[slots[0]] = total
+                    for i in slots[1:]:
+                        grads[i] = None  # already in the first slot's sum
+            self.grad_out[k] = self._snap_all(tuple(grads))
 
         return post
 
@@ -1313,10 +1331,8 @@ def _add_edge(edges: dict[tuple[int, int], TraceEdge], src: int, dst: int, slot:
         edges[(src, dst)] = TraceEdge(src, dst, (slot,), grad, nr)
         return
     e.slots = e.slots + (slot,)
-    if grad is not None and e.grad is not None and grad.data is not None and e.grad.data is not None:
-        e.grad = TensorValue(grad.shape, grad.dtype, data=e.grad.data + grad.data)
-    elif grad is not None and e.grad is None:
-        e.grad = grad
+    if grad is not None and e.grad is None:
+        e.grad = grad  # repeated slots arrive pre-summed in the first one (see `_make_post`)
 
 
 # --------------------------------------------------------------------------- public API

@@ -51,14 +51,14 @@ def lecture_decks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return dirs
 
 
-def lecture_graph():  # noqa: ANN201  (a networkx.DiGraph; networkx is imported lazily here)
+def lecture_graph(seed: int = 0, max_elements: int = 16):  # noqa: ANN201  (a networkx.DiGraph)
     """The lecture's linear regression (``nn.Linear(1, 1)``, MSE, SGD 0.05), traced in-process."""
     import torch.nn as nn
 
     from explainer.graph import build_graph
     from explainer.trace import Tracer
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = nn.Linear(1, 1)
     criterion = nn.MSELoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -70,6 +70,6 @@ def lecture_graph():  # noqa: ANN201  (a networkx.DiGraph; networkx is imported 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    g = build_graph(tr.result)
+    g = build_graph(tr.result, max_elements=max_elements)
     g.graph["source"] = "linear_regression.py"
     return g

@@ -11,29 +11,13 @@ import torch
 import torch.nn as nn
 
 from explainer.errors import SchemaError
+from conftest import lecture_graph
 from explainer.graph import SCHEMA, build_graph, dumps, loads
-from explainer.trace import Tracer
 from explainer.values import TensorValue
 
 
-def _lecture_graph(seed: int = 0, max_elements: int = 16) -> nx.DiGraph:
-    torch.manual_seed(seed)
-    model = nn.Linear(1, 1)
-    criterion = nn.MSELoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    x = torch.tensor([[1.0], [2.0], [3.0]])
-    y = torch.tensor([[3.0], [6.0], [9.0]])
-    with Tracer() as tr:
-        pred = model(x)
-        loss = criterion(pred, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return build_graph(tr.result, max_elements=max_elements)
-
-
 def test_schema_attributes_and_kinds() -> None:
-    g = _lecture_graph()
+    g = lecture_graph()
     assert g.graph["schema"] == SCHEMA
     labels = {d["label"]: d for _, d in g.nodes(data=True)}
     assert set(labels) == {"model.weight", "model.bias", "x", "y", "pred", "loss", "t"}
@@ -53,7 +37,7 @@ def test_schema_attributes_and_kinds() -> None:
 
 
 def test_values_grads_and_update_match_autograd() -> None:
-    g = _lecture_graph()
+    g = lecture_graph()
     torch.manual_seed(0)
     model = nn.Linear(1, 1)
     w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
@@ -79,7 +63,7 @@ def test_values_grads_and_update_match_autograd() -> None:
 
 
 def test_backward_order_starts_at_loss_and_respects_edges() -> None:
-    g = _lecture_graph()
+    g = lecture_graph()
     order = g.graph["backward_order"]
     assert order[0] == g.graph["loss"]
     step = {n: i + 1 for i, n in enumerate(order)}
@@ -94,7 +78,7 @@ def test_backward_order_starts_at_loss_and_respects_edges() -> None:
 
 
 def test_ids_are_stable_across_runs() -> None:
-    a, b = _lecture_graph(seed=0), _lecture_graph(seed=1)
+    a, b = lecture_graph(seed=0), lecture_graph(seed=1)
     assert list(a.nodes) == list(b.nodes)
     assert [a.nodes[n]["label"] for n in a] == [b.nodes[n]["label"] for n in b]
     assert list(a.edges) == list(b.edges)
@@ -102,7 +86,7 @@ def test_ids_are_stable_across_runs() -> None:
 
 
 def test_json_round_trip_is_equal_and_strict() -> None:
-    g = _lecture_graph()
+    g = lecture_graph()
     text = dumps(g)
     json.loads(text)  # strict JSON
     assert "NaN" not in text and "Infinity" not in text
@@ -112,7 +96,7 @@ def test_json_round_trip_is_equal_and_strict() -> None:
 
 
 def test_summary_above_max_elements() -> None:
-    g = _lecture_graph(max_elements=2)
+    g = lecture_graph(max_elements=2)
     x = next(d for _, d in g.nodes(data=True) if d["label"] == "x")
     assert x["value"]["summary"] is True
     assert x["value"]["shape"] == [3, 1]

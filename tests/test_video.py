@@ -16,28 +16,12 @@ import torch.nn as nn
 from explainer.choreography import choreograph
 from explainer.graph import build_graph
 from explainer.text import value_inline
-from explainer.trace import Tracer, trace_call
+from explainer.trace import trace_call
+
+from conftest import lecture_graph
 
 GOLDENS = Path(__file__).parent / "goldens"
 UPDATE = os.environ.get("UPDATE_GOLDENS") == "1"
-
-
-def lecture_graph() -> nx.DiGraph:
-    torch.manual_seed(0)
-    model = nn.Linear(1, 1)
-    criterion = nn.MSELoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    x = torch.tensor([[1.0], [2.0], [3.0]])
-    y = torch.tensor([[3.0], [6.0], [9.0]])
-    with Tracer() as tr:
-        pred = model(x)
-        loss = criterion(pred, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    g = build_graph(tr.result)
-    g.graph["source"] = "linear_regression.py"
-    return g
 
 
 def test_choreography_follows_recorded_backward_order() -> None:

@@ -63,64 +63,6 @@ svg g.eg-lit polygon.{SHAPE} {{ stroke: var(--eg-hl); fill: var(--eg-hl); }}
 """
 
 
-#: Words of the deck and the page (the diagram's own words are in `explainer.text`).
-UI: dict[str, dict[str, str]] = {
-    "en": {
-        "subtitle": "forward pass → loss → backward pass → optimizer step",
-        "agenda": "{pages} pages: title · forward pass · {backward} backward steps{update}",
-        "agenda_update": " · optimizer step",
-        "more": "… and {n} more",
-        "optimizer": "optimizer",
-        "no_optimizer": "no optimizer step",
-        "prev": "Previous",
-        "next": "Next",
-        "find": "Find a node…",
-        "no_match": "no node matches “{q}”",
-        "hint": "Hover or click a node to see its numbers.",
-        "keys": "← → step · + − zoom · click a node to pin it",
-        "fit": "fit",
-        "shape": "shape",
-        "kind": "kind",
-        "autograd": "autograd",
-        "module": "module",
-        "backward_step": "backward step",
-        "after": "after update",
-        "before": "before update",
-        "summary": "large tensor: statistics and first entries",
-        "notes": "Notes",
-    },
-    "ko": {
-        "subtitle": "순전파 → 손실 → 역전파 → 옵티마이저 스텝",
-        "agenda": "{pages}쪽: 제목 · 순전파 · 역전파 {backward}단계{update}",
-        "agenda_update": " · 옵티마이저 스텝",
-        "more": "… 외 {n}개",
-        "optimizer": "옵티마이저",
-        "no_optimizer": "옵티마이저 스텝 없음",
-        "prev": "이전",
-        "next": "다음",
-        "find": "노드 찾기…",
-        "no_match": "“{q}”에 맞는 노드 없음",
-        "hint": "노드에 마우스를 올리거나 클릭하면 값과 기울기가 보입니다.",
-        "keys": "← → 이동 · + − 확대/축소 · 노드를 클릭하면 고정",
-        "fit": "맞춤",
-        "shape": "모양",
-        "kind": "종류",
-        "autograd": "autograd",
-        "module": "모듈",
-        "backward_step": "역전파 단계",
-        "after": "업데이트 후",
-        "before": "업데이트 전",
-        "summary": "큰 텐서: 통계와 앞부분 값",
-        "notes": "참고",
-    },
-}
-
-
-def ui(key: str, lang: str) -> str:
-    """A word of the deck or the page in ``lang`` (English where missing)."""
-    return UI.get(lang, UI["en"]).get(key, UI["en"][key])
-
-
 @dataclass(frozen=True)
 class Frame:
     """The diagram's state while one step is on screen.
@@ -370,6 +312,5 @@ __all__ = [
     "node_of",
     "svg_text",
     "tag_svg",
-    "ui",
     "visible_texts",
 ]

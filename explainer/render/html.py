@@ -21,10 +21,10 @@ from typing import Any
 
 import networkx as nx
 
-from ..choreography import choreograph, w
-from ..text import fmt_number, fmt_shape, t, value_inline
+from ..choreography import choreograph
+from ..text import fmt_number, fmt_shape, stage_name, t, value_inline
 from ..themes import SVG_FONT_FALLBACK, Theme, get_theme
-from .frames import CSS, PANEL, diagram_svg, frames, highlight_colour, svg_text, tag_svg, ui
+from .frames import CSS, PANEL, diagram_svg, frames, highlight_colour, svg_text, tag_svg
 from .graphviz import DiagramOptions, _subtitle, step_mark
 
 #: Significant digits in the details panel ("full value").
@@ -59,8 +59,8 @@ def detail_lines(v: Any, lang: str = "en", digits: int = DETAIL_DIGITS) -> list[
     if isinstance(v, dict):
         head = ", ".join(fmt_number(e, digits) for e in v.get("head", []))
         lines = [
-            f"{ui('summary', lang)}",
-            f"{ui('shape', lang)} {fmt_shape(v.get('shape') or [], lang)} {v.get('dtype', '')}",
+            f"{t('summary', lang)}",
+            f"{t('shape', lang)} {fmt_shape(v.get('shape') or [], lang)} {v.get('dtype', '')}",
             f"min {fmt_number(v.get('min'), digits)}   max {fmt_number(v.get('max'), digits)}",
             f"{t('mean', lang)} {fmt_number(v.get('mean'), digits)}   {t('norm', lang)} {fmt_number(v.get('norm'), digits)}",
             f"NaN {v.get('nan', 0)}   Inf {v.get('inf', 0)}",
@@ -104,8 +104,8 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
     theme = get_theme(opts.theme)
     steps = choreograph(g, lang=opts.lang, digits=opts.digits)
     fr = frames(g, steps)
-    stage_words = {s: w(s, opts.lang) for s in ("forward", "backward", "update")}
-    stage_words["title"] = w("title", opts.lang)
+    stage_words = {s: stage_name(s, opts.lang) for s in ("forward", "backward", "update")}
+    stage_words["title"] = t("title", opts.lang)
     out_steps = []
     for s, f in zip(steps, fr):
         item = f.to_json()
@@ -119,14 +119,14 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
             "stages": stage_words,
             "value": t("value", opts.lang),
             "grad": t("grad", opts.lang),
-            "before": ui("before", opts.lang),
-            "after": ui("after", opts.lang),
-            "module": ui("module", opts.lang),
-            "autograd": ui("autograd", opts.lang),
-            "kind": ui("kind", opts.lang),
-            "shape": ui("shape", opts.lang),
-            "hint": ui("hint", opts.lang),
-            "no_match": ui("no_match", opts.lang),
+            "before": t("before", opts.lang),
+            "after": t("after", opts.lang),
+            "module": t("module", opts.lang),
+            "autograd": t("autograd", opts.lang),
+            "kind": t("kind", opts.lang),
+            "shape": t("shape", opts.lang),
+            "hint": t("hint", opts.lang),
+            "no_match": t("no_match", opts.lang),
             "kinds": {
                 **{k: t("parameter" if k == "param" else k, opts.lang) for k in ("param", "leaf", "input", "buffer", "loss")},
                 "op": t("legend_op", opts.lang),
@@ -374,7 +374,7 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
     svg = svg_text(root)
     data = page_data(g, opts)
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False).replace("</", "<\\/")
-    title = opts.title or g.graph.get("source") or w("title", lang)
+    title = opts.title or g.graph.get("source") or t("title", lang)
     title = Path(title).name
     loss_id = g.graph.get("loss")
     loss = f"{t('loss', lang)} = {value_inline(g.nodes[loss_id]['value'], opts.digits, lang)}" if loss_id in g else ""
@@ -396,19 +396,19 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
 <body class="theme-{e(theme.name)}">
 <header><h1>{e(title)}</h1><span class="loss">{e(loss)}</span><span class="opt">{e(opt_text)}</span></header>
 <nav>
-<button id="eg-prev" type="button">◀ {e(ui("prev", lang))}</button>
+<button id="eg-prev" type="button">◀ {e(t("prev", lang))}</button>
 <span id="eg-count"></span>
-<button id="eg-next" type="button">{e(ui("next", lang))} ▶</button>
-<input id="eg-search" type="search" list="eg-names" placeholder="{e(ui("find", lang))}" autocomplete="off">
+<button id="eg-next" type="button">{e(t("next", lang))} ▶</button>
+<input id="eg-search" type="search" list="eg-names" placeholder="{e(t("find", lang))}" autocomplete="off">
 <datalist id="eg-names">{names}</datalist>
 <span id="eg-search-msg"></span>
-<span class="zoom"><button id="eg-zoom-out" type="button" title="−">−</button><button id="eg-zoom-fit" type="button" title="0">{e(ui("fit", lang))}</button><button id="eg-zoom-in" type="button" title="+">+</button></span>
-<span class="keys">{e(ui("keys", lang))}</span>
+<span class="zoom"><button id="eg-zoom-out" type="button" title="−">−</button><button id="eg-zoom-fit" type="button" title="0">{e(t("fit", lang))}</button><button id="eg-zoom-in" type="button" title="+">+</button></span>
+<span class="keys">{e(t("keys", lang))}</span>
 </nav>
 <section id="eg-caption"><div id="eg-stage"></div><div id="eg-lines"></div></section>
 <main>
 <div id="eg-diagram">{svg}</div>
-<aside id="eg-details"><p class="hint">{e(ui("hint", lang))}</p></aside>
+<aside id="eg-details"><p class="hint">{e(t("hint", lang))}</p></aside>
 </main>
 <script type="application/json" id="eg-data">{payload}</script>
 <script>{JS}</script>

@@ -28,7 +28,7 @@ def loss_curve(losses: list[float], path: Path, theme: str = "light", lang: str 
         ax.plot(steps, losses, color=th.loss_border, linewidth=2)
         if captured_step is not None and 1 <= captured_step <= len(losses):
             ax.scatter([captured_step], [losses[captured_step - 1]], color=th.grad, zorder=3, s=50)
-        ax.set_xlabel("backward()" if lang == "en" else "backward() 호출", color=th.text)
+        ax.set_xlabel(t("backward_calls", lang), color=th.text)
         ax.set_ylabel(t("loss", lang), color=th.text)
         if losses and min(losses) > 0 and max(losses) / max(min(losses), 1e-30) > 100:
             ax.set_yscale("log")

@@ -35,11 +35,11 @@ from typing import Any
 
 import networkx as nx
 
-from ..choreography import Step, choreograph, w
+from ..choreography import Step, choreograph
 from ..errors import ToolError
 from ..text import fmt_number, t
 from ..themes import FONT, Theme, get_theme
-from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg, ui
+from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg
 from .graphviz import DiagramOptions, _style, step_mark
 
 #: Page size in CSS pixels (13.33 × 7.5 in at 96 dpi, PowerPoint's 16:9).
@@ -73,7 +73,7 @@ def _lines_cap(lines: list[str], lang: str, most: int = MAX_LINES) -> list[str]:
     """At most ``most`` lines: the first ones, then "… and N more"."""
     if len(lines) <= most:
         return list(lines)
-    return lines[: most - 1] + [ui("more", lang).format(n=len(lines) - most + 1)]
+    return lines[: most - 1] + [t("more", lang).format(n=len(lines) - most + 1)]
 
 
 def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]:
@@ -95,14 +95,14 @@ def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]
     if loss_i is not None:
         f = fr[loss_i]
         forward = Frame(f.step, "forward", "forward", (), (), f.seen, (), (), (), ())
-        pages.append(Page("forward", w("forward", lang), tuple(_lines_cap(fwd_lines, lang)), forward, loss_i))
+        pages.append(Page("forward", t("forward", lang), tuple(_lines_cap(fwd_lines, lang)), forward, loss_i))
     for i, s in enumerate(steps):
         if s.stage != "backward":
             continue
         d = g.nodes[s.node] if s.node in g else {}
         mark = f"  {step_mark(d['backward_step'])}" if d.get("backward_step") else ""
         label = f"  {d['label']}" if d else ""
-        pages.append(Page("backward", f"{w('backward', lang)}{mark}{label}", s.lines, fr[i], i))
+        pages.append(Page("backward", f"{t('backward', lang)}{mark}{label}", s.lines, fr[i], i))
     ups = [i for i, s in enumerate(steps) if s.kind == "update"]
     if ups:
         last = fr[ups[-1]]
@@ -257,23 +257,23 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
     """The title page: the script, the loss, the optimizer, what the deck shows, the colour legend."""
     root = _blank_page(theme)
     lines = steps[0].lines if steps else ()
-    head = lines[0] if lines else w("title", lang)
+    head = lines[0] if lines else t("title", lang)
     size = min(60.0, (PAGE_W - 2 * MARGIN) / max(text_width(head, 1.0, True), 1e-9))
     y = 150.0
     _text(root, MARGIN * 2, y, head, size, theme.text, bold=True)
     y += 58
-    _text(root, MARGIN * 2, y, f"{w('title', lang)}: {ui('subtitle', lang)}", 26, theme.muted)
+    _text(root, MARGIN * 2, y, f"{t('title', lang)}: {t('subtitle', lang)}", 26, theme.muted)
     y += 80
     info: list[tuple[str, str]] = [(lines[1], theme.loss_border)] if len(lines) > 1 else []
     opt = g.graph.get("optimizer")
     if opt:
         hyper = opt.get("hyper", {})
         lr = f", lr = {fmt_number(hyper['lr'], digits)}" if isinstance(hyper.get("lr"), (int, float)) else ""
-        info.append((f"{ui('optimizer', lang)}: {t(opt['name'], lang)}{lr}", theme.update))
+        info.append((f"{t('optimizer', lang)}: {t(opt['name'], lang)}{lr}", theme.update))
     else:
-        info.append((ui("no_optimizer", lang), theme.muted))
+        info.append((t("no_optimizer", lang), theme.muted))
     info += [(line, theme.muted) for line in lines[2:]]
-    agenda = ui("agenda", lang).format(pages=total, backward=n_backward, update=ui("agenda_update", lang) if opt else "")
+    agenda = t("agenda", lang).format(pages=total, backward=n_backward, update=t("agenda_update", lang) if opt else "")
     info.append((agenda, theme.text))
     for text, fill in info:
         s = min(30.0, (PAGE_W - 4 * MARGIN) / max(text_width(text, 1.0), 1e-9))

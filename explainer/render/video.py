@@ -21,10 +21,10 @@ from typing import Any
 
 import networkx as nx
 
-from ..choreography import Step, choreograph, w
+from ..choreography import Step, choreograph
 from ..errors import ExplainerError
 from ..layout import Layout, run_dot
-from ..text import t, value_inline
+from ..text import stage_name, t, value_inline
 from ..themes import FONT, Theme, get_theme
 from .graphviz import DiagramOptions, step_mark, to_dot
 
@@ -248,7 +248,7 @@ def build_scene_class() -> type:
         def header(self, key: str) -> Any:
             """The stage's name at the top: forward, backward or update."""
             th = self.plan.theme
-            h = self.text(w(key, self.plan.lang), th.muted, 26, bold=True)
+            h = self.text(stage_name(key, self.plan.lang), th.muted, 26, bold=True)
             h.scale_to_fit_height(min(h.height, self.header_h * 0.55))
             h.to_edge(m.UP, buff=0.12)
             return h
