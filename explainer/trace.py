@@ -179,14 +179,13 @@ def _snapshot(t: torch.Tensor, keep_elements: int) -> TensorValue:
         return TensorValue(shape, dtype, data=t.to("cpu", copy=True).numpy())
     f = t.float() if t.dtype != torch.bool else t.to(torch.float32)
     lo, hi = torch.aminmax(f)
-    stats = {
-        "min": float(lo),
-        "max": float(hi),
-        "mean": float(f.mean()),
-        "norm": float(torch.linalg.vector_norm(f)),
-        "nan": int(torch.isnan(f).sum()),
-        "inf": int(torch.isinf(f).sum()),
-    }
+    lo_, hi_, mean, norm = torch.stack([lo, hi, f.mean(), torch.linalg.vector_norm(f)]).tolist()
+    stats = {"min": lo_, "max": hi_, "mean": mean, "norm": norm, "nan": 0, "inf": 0}
+    if not (math.isfinite(lo_) and math.isfinite(hi_)):
+        # Only then count: a NaN makes min/max NaN and an Inf makes one of them infinite,
+        # so finite tensors (nearly all) skip two more passes over their data.
+        stats["nan"] = int(torch.isnan(f).sum())
+        stats["inf"] = int(torch.isinf(f).sum())
     head = tuple(float(v) for v in f.reshape(-1)[:HEAD_ENTRIES].tolist())
     return TensorValue(shape, dtype, stats=stats, head=head)
 
@@ -899,8 +898,10 @@ class _Pending:
 
     # hooks
     def install_hooks(self) -> None:
+        # One post-hook per node gives all three: it runs right after the node (so the
+        # calls come in backward order) with the gradient in and the gradients out.
+        # A pre-hook as well would double the Python calls for nothing.
         for k, fn in enumerate(self.fn_nodes):
-            self._hook_handles.append(fn.register_prehook(self._make_pre(k)))
             self._hook_handles.append(fn.register_hook(self._make_post(k)))
 
     def remove_hooks(self) -> None:
@@ -914,13 +915,6 @@ class _Pending:
             return [snapshot(g, self.keep) if isinstance(g, torch.Tensor) else None for g in grads]
         finally:
             self.s.busy = False
-
-    def _make_pre(self, k: int) -> Callable[..., None]:
-        def pre(grad_outputs: tuple[Any, ...]) -> None:
-            self.order.append(k)
-            self.grad_in[k] = self._snap_all(grad_outputs)
-
-        return pre
 
     def _make_post(self, k: int) -> Callable[..., None]:
         # Slots that feed the same input node (x * x): one graph edge, whose gradient is
@@ -942,6 +936,8 @@ class _Pending:
                     grads[slots[0]] = total
                     for i in slots[1:]:
                         grads[i] = None  # already in the first slot's sum
+            self.order.append(k)
+            self.grad_in[k] = self._snap_all(grad_outputs)
             self.grad_out[k] = self._snap_all(tuple(grads))
 
         return post
