@@ -33,7 +33,7 @@ import networkx as nx
 from ..choreography import Step
 from ..layout import run_dot
 from ..themes import Theme
-from .graphviz import DiagramOptions, to_dot
+from .graphviz import DiagramOptions, frame_rankdir, to_dot
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -182,7 +182,8 @@ def highlight_colour(stage: str, kind: str, theme: Theme) -> str:
 
 def diagram_svg(g: nx.DiGraph, opts: DiagramOptions) -> str:
     """The diagram as SVG text from ``dot``: same DOT as ``graph.svg``, no legend or title bar."""
-    source = to_dot(g, replace(opts, legend=False, title_bar=False))
+    rankdir = frame_rankdir(g, opts)  # the same choice as the video's, so they look alike
+    source = to_dot(g, replace(opts, legend=False, title_bar=False, rankdir=rankdir))
     with tempfile.TemporaryDirectory(prefix="explain-graph-svg-") as tmp:
         path = Path(tmp) / "diagram.svg"
         run_dot(source, {"svg": path})

@@ -9,7 +9,7 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,25 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> str:
+    """The direction whose layout fills a wide frame best (video, slides, page).
+
+    The diagram file picks LR or TB by depth alone; a frame of fixed shape with a caption
+    under the graph (about 2.4:1 left for the graph) is better served by trying both and
+    keeping the layout that can be drawn larger. Two extra ``dot`` runs on a graph that is
+    small or already folded.
+    """
+    if opts.rankdir:
+        return opts.rankdir
+    best, best_scale = "LR", -1.0
+    for rankdir in ("LR", "TB"):
+        lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir, legend=False, title_bar=False)))
+        scale = min(aspect / max(lay.width, 1.0), 1.0 / max(lay.height, 1.0))
+        if scale > best_scale * 1.05:  # prefer LR unless TB is clearly bigger
+            best, best_scale = rankdir, scale
+    return best
 
 
 def render_static(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..errors import ExplainerError
 from ..layout import Layout, run_dot
 from ..text import stage_name, t, value_inline
 from ..themes import FONT, Theme, get_theme
-from .graphviz import DiagramOptions, step_mark, to_dot
+from .graphviz import DiagramOptions, frame_rankdir, step_mark, to_dot
 
 #: Quality presets: (Manim quality name, width, height, fps).
 QUALITIES = {
@@ -54,7 +54,8 @@ class VideoPlan:
 
 def plan_video(g: nx.DiGraph, theme: str = "light", lang: str = "en", digits: int = 4) -> VideoPlan:
     """Lay the graph out (same DOT as the diagram, without legend and title) and choreograph it."""
-    source = to_dot(g, DiagramOptions(theme=theme, lang=lang, digits=digits, legend=False, title_bar=False))
+    opts = DiagramOptions(theme=theme, lang=lang, digits=digits, legend=False, title_bar=False)
+    source = to_dot(g, replace(opts, rankdir=frame_rankdir(g, opts)))
     layout = run_dot(source)
     return VideoPlan(g, layout, choreograph(g, lang=lang, digits=digits), get_theme(theme), lang, digits)
 
