@@ -297,6 +297,22 @@ def _collect_names(
             modules.setdefault(id(obj), (name, obj))
 
 
+def _tensors_in(obj: Any) -> Iterator[torch.Tensor]:
+    """The tensors in nested tuples, lists and dicts, in order.
+
+    Written out rather than torch's pytree: aten op arguments are shallow, and this
+    runs for every recorded op (pytree's generality cost ~15% of a large trace).
+    """
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _tensors_in(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors_in(item)
+
+
 def _scalar_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
     out = []
     for a in args:
@@ -476,8 +492,7 @@ class Session:
             self.module_stack.pop()
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        flat, _ = tree_flatten(out)
-        outs = [t for t in flat if isinstance(t, torch.Tensor)]
+        outs = list(_tensors_in(out))
         rec = _Rec(
             index=len(self.records),
             func=func,
@@ -743,8 +758,7 @@ class Session:
                 continue
             rec = hit[0]
             needed[rec.index] = rec
-            flat, _ = tree_flatten((rec.args, rec.kwargs))
-            stack.extend(a for a in flat if isinstance(a, torch.Tensor))
+            stack.extend(_tensors_in((rec.args, rec.kwargs)))
         mapping: dict[int, torch.Tensor] = {}
         made: list[str] = []
         new_names: dict[int, str] = {}
@@ -773,7 +787,7 @@ class Session:
                 finally:
                     self.current_call = prev_call
                     self.module_stack.clear()
-                new_outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+                new_outs = list(_tensors_in(out))
                 for old, new in zip(rec.outs, new_outs):
                     mapping[id(old)] = new
                     if id(old) in names:
@@ -849,6 +863,7 @@ class _Pending:
         self.order: list[int] = []
         self.grad_in: dict[int, list[TensorValue | None]] = {}
         self.grad_out: dict[int, list[TensorValue | None]] = {}
+        self._grad_cache: dict[int, tuple[torch.Tensor, int, TensorValue]] = {}
 
         # Autograd nodes reachable from the root, in a deterministic BFS.
         self.fn_nodes: list[Any] = []
@@ -908,13 +923,28 @@ class _Pending:
         for h in self._hook_handles:
             h.remove()
         self._hook_handles = []
+        self._grad_cache = {}  # let the gradients go
 
     def _snap_all(self, grads: tuple[Any, ...]) -> list[TensorValue | None]:
         self.s.busy = True
         try:
-            return [snapshot(g, self.keep) if isinstance(g, torch.Tensor) else None for g in grads]
+            return [self._snap_grad(g) if isinstance(g, torch.Tensor) else None for g in grads]
         finally:
             self.s.busy = False
+
+    def _snap_grad(self, g: torch.Tensor) -> TensorValue:
+        """Snapshot a gradient once, though two hooks see it.
+
+        The gradient a node sends to an input with no other consumer is the very tensor
+        that input's hook then receives: the cache (holding the tensor, so its id stays
+        its own, and checking its version) turns the second copy into a lookup.
+        """
+        hit = self._grad_cache.get(id(g))
+        if hit is not None and hit[0] is g and hit[1] == g._version:
+            return hit[2]
+        value = snapshot(g, self.keep)
+        self._grad_cache[id(g)] = (g, g._version, value)
+        return value
 
     def _make_post(self, k: int) -> Callable[..., None]:
         # Slots that feed the same input node (x * x): one graph edge, whose gradient is
@@ -1196,13 +1226,9 @@ class _Pending:
                     add_leaf(self.fn_index[child])
             const_args: list[tuple[int, torch.Tensor]] = []
             if rec is not None:
-                flat, _ = tree_flatten((rec.args, rec.kwargs))
-                pos = 0
-                for a in flat:
-                    if isinstance(a, torch.Tensor):
-                        if not a.requires_grad and a.grad_fn is None:
-                            const_args.append((pos, a))
-                        pos += 1
+                for pos, a in enumerate(_tensors_in((rec.args, rec.kwargs))):
+                    if not a.requires_grad and a.grad_fn is None:
+                        const_args.append((pos, a))
                 for _, a in const_args:
                     add_const(a)
             value = self.fn_value.get((k, 0))
