@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from .errors import ExplainerError, UserScriptError
+from .text import LANGS  # cheap: no torch, no networkx
+from .themes import THEMES
 
-LANGS = ("en", "ko")
-THEMES = ("light", "dark")
 FORMAT_CHOICES = ("svg", "png", "pdf")
 
 
@@ -43,7 +43,7 @@ def _formats(value: str) -> tuple[str, ...]:
               help="Explain the N-th backward() call of the script.")
 @click.option("--run-to-end", is_flag=True,
               help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
-@click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
+@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True,
               help="light for documents, dark (large type) for slides.")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Label language.")
 @click.option("--digits", default=4, show_default=True, type=click.IntRange(1, 12), help="Significant digits shown.")

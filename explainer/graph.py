@@ -157,8 +157,3 @@ def load_graph(path: str | Path) -> nx.DiGraph:
     if not p.is_file():
         raise SchemaError(f"{p} does not exist: pass the graph.json that explain-graph wrote")
     return loads(p.read_text(encoding="utf-8"))
-
-
-def backward_steps(g: nx.DiGraph) -> list[str]:
-    """Node ids in backward order (the schema's ``backward_order``)."""
-    return list(g.graph.get("backward_order", []))

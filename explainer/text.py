@@ -160,6 +160,14 @@ def stage_name(stage: str, lang: str = "en") -> str:
     return t({"update": "stage_update"}.get(stage, stage), lang)
 
 
+def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = 4) -> str:
+    """The graph's optimizer as a short label, ``SGD lr = 0.05``; empty when there is none."""
+    if not opt:
+        return ""
+    lr = opt.get("hyper", {}).get("lr")
+    return t(opt["name"], lang) + (f" lr = {fmt_number(lr, digits)}" if isinstance(lr, (int, float)) else "")
+
+
 def t(key: str, lang: str = "en") -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key, STRINGS["en"].get(key, key))
 

@@ -195,10 +195,7 @@ def friendly_op(func: Any | None, node: Any | None = None) -> str:
     if func is not None:
         name = func.overloadpacket.__name__
         name = name.lstrip("_")
-        for suffix in ("_forward",):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-        return name
+        return name.removesuffix("_forward")
     cls = node.name() if node is not None else "op"
     base = cls.split("::")[-1]
     for suffix in ("Backward0", "Backward1", "Backward"):
@@ -558,7 +555,7 @@ class Session:
         n = self.backward_calls
         if self.state == "captured":
             # The script went on to another backward without an optimizer step.
-            self._finish_capture(sys._getframe(1))
+            self._finish_capture()
             if self.stop_when_done:
                 raise _StopScript
         if n != self.step or self.state != "forward":
@@ -644,13 +641,13 @@ class Session:
                 self._pending.after_step(optimizer)
             finally:
                 self.busy = False
-            self._finish_capture(None)
+            self._finish_capture()
             if self.stop_when_done:
                 raise _StopScript
 
     # -- finishing ----------------------------------------------------------------
 
-    def _finish_capture(self, frame: types.FrameType | None) -> None:
+    def _finish_capture(self) -> None:
         if self._pending is None:
             return
         self.busy = True
@@ -670,7 +667,7 @@ class Session:
         computed; float leaves it depends on are made to require grad for the trace.
         """
         if self.state == "captured":
-            self._finish_capture(None)
+            self._finish_capture()
         if self.result is not None:
             self.result.losses = self.losses
             return self.result

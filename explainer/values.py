@@ -139,10 +139,3 @@ def _nested(arr: np.ndarray) -> Any:
     if arr.ndim == 0:
         return _py_number(arr.reshape(-1)[0])
     return [_nested(sub) for sub in arr]
-
-
-def json_to_float(v: Any) -> float:
-    """Inverse of `_py_number` for one entry (used by renderers and tests)."""
-    if isinstance(v, str):
-        return float(v)
-    return float(v)

@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 
 from ..layout import Layout, run_dot
-from ..text import fmt_number, fmt_shape, t, value_full, value_inline, value_lines
+from ..text import fmt_number, fmt_shape, optimizer_text, t, value_full, value_inline, value_lines
 from ..themes import FONT, Theme, get_theme
 
 FORMATS = ("svg", "png", "pdf")
@@ -184,12 +184,9 @@ def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
         parts.append(_font(_e(opts.title), theme.text, theme.title_size, bold=True))
     parts.append(_font(_e(f"{t('loss', lang)} = {value_inline(loss, opts.digits, lang)}"), theme.loss_border, theme.title_size))
     parts.append(_font(_e(f"{t('step', lang)} {g.graph.get('step', 1)}"), theme.muted, theme.title_size))
-    opt = g.graph.get("optimizer")
+    opt = optimizer_text(g.graph.get("optimizer"), lang, opts.digits)
     if opt:
-        hyper = opt.get("hyper", {})
-        name = t(opt["name"], lang)
-        lr = f" lr={fmt_number(hyper['lr'], opts.digits)}" if isinstance(hyper.get("lr"), (int, float)) else ""
-        parts.append(_font(_e(f"{name}{lr}"), theme.update, theme.title_size))
+        parts.append(_font(_e(opt), theme.update, theme.title_size))
     return "<" + "   ·   ".join(parts) + ">"
 
 
@@ -223,13 +220,17 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + head + "".join(sw) + "</TABLE>>"
 
 
-def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
-    """The DOT source of the diagram. Deterministic: same graph, same bytes."""
+def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = None) -> str:
+    """The DOT source of the diagram. Deterministic: same graph, same bytes.
+
+    ``dpi`` scales raster output only (dot keeps vector output in points).
+    """
     opts = opts or DiagramOptions()
     theme = get_theme(opts.theme)
     rankdir = opts.rankdir or ("LR" if _depth(g) <= LR_MAX_DEPTH else "TB")
     lines = [
         "digraph explain_graph {",
+        *([f"  dpi={dpi};"] if dpi else []),
         f"  graph [rankdir={rankdir}, bgcolor={_q(theme.background)}, fontname={_q(FONT)}, "
         + (f"labelloc=t, label={_title(g, opts, theme)}, " if opts.title_bar else "")
         + "nodesep=0.35, ranksep=0.55, pad=0.3, "
@@ -344,10 +345,7 @@ def render_static(
 ) -> tuple[Layout, dict[str, Path]]:
     """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout."""
     opts = opts or DiagramOptions()
-    theme = get_theme(opts.theme)
-    source = to_dot(g, opts)
+    source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
-    # The dpi only scales raster output; dot keeps vector output in points.
-    source = source.replace("digraph explain_graph {", f"digraph explain_graph {{\n  dpi={theme.dpi};", 1)
     layout = run_dot(source, paths)
     return layout, paths

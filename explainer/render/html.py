@@ -22,7 +22,7 @@ from typing import Any
 import networkx as nx
 
 from ..choreography import choreograph
-from ..text import fmt_number, fmt_shape, stage_name, t, value_inline
+from ..text import fmt_number, fmt_shape, optimizer_text, stage_name, t, value_inline
 from ..themes import SVG_FONT_FALLBACK, Theme, get_theme
 from .frames import CSS, PANEL, diagram_svg, frames, highlight_colour, svg_text, tag_svg
 from .graphviz import DiagramOptions, _subtitle, step_mark
@@ -378,11 +378,7 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
     title = Path(title).name
     loss_id = g.graph.get("loss")
     loss = f"{t('loss', lang)} = {value_inline(g.nodes[loss_id]['value'], opts.digits, lang)}" if loss_id in g else ""
-    opt = g.graph.get("optimizer")
-    opt_text = ""
-    if opt:
-        lr = opt.get("hyper", {}).get("lr")
-        opt_text = t(opt["name"], lang) + (f"  lr = {fmt_number(lr, opts.digits)}" if isinstance(lr, (int, float)) else "")
+    opt_text = optimizer_text(g.graph.get("optimizer"), lang, opts.digits)
     names = "".join(f'<option value="{html.escape(d["label"])}"></option>' for d in data["nodes"].values())
     e = html.escape
     return f"""<!DOCTYPE html>

@@ -37,7 +37,7 @@ import networkx as nx
 
 from ..choreography import Step, choreograph
 from ..errors import ToolError
-from ..text import fmt_number, t
+from ..text import optimizer_text, t
 from ..themes import FONT, Theme, get_theme
 from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg
 from .graphviz import DiagramOptions, _style, step_mark
@@ -267,9 +267,7 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
     info: list[tuple[str, str]] = [(lines[1], theme.loss_border)] if len(lines) > 1 else []
     opt = g.graph.get("optimizer")
     if opt:
-        hyper = opt.get("hyper", {})
-        lr = f", lr = {fmt_number(hyper['lr'], digits)}" if isinstance(hyper.get("lr"), (int, float)) else ""
-        info.append((f"{t('optimizer', lang)}: {t(opt['name'], lang)}{lr}", theme.update))
+        info.append((f"{t('optimizer', lang)}: {optimizer_text(opt, lang, digits)}", theme.update))
     else:
         info.append((t("no_optimizer", lang), theme.muted))
     info += [(line, theme.muted) for line in lines[2:]]

@@ -24,7 +24,7 @@ import networkx as nx
 from ..choreography import Step, choreograph
 from ..errors import ExplainerError
 from ..layout import Layout, run_dot
-from ..text import stage_name, t, value_inline
+from ..text import stage_name, value_inline
 from ..themes import FONT, Theme, get_theme
 from .graphviz import DiagramOptions, frame_rankdir, step_mark, to_dot
 
@@ -456,4 +456,4 @@ def render_video(
     return mp4, srt
 
 
-__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "plan_video", "render_video", "write_srt", "t"]
+__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "plan_video", "render_video", "write_srt"]
