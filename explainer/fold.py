@@ -369,9 +369,14 @@ def _merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> di
         u = flowing[0][0]
         grad = _sum_grads([d.get("grad") for _, d in flowing], g.nodes[u].get("dtype", ""))
         if grad is None:
-            # Summaries cannot be added up; but when every gradient-carrying use of the
-            # tensor is inside this edge, their sum is exactly the source node's gradient.
-            uses = [w for w in g.successors(u) if g.edges[u, w].get("grad") is not None]
+            # Summaries (or gradients not recorded) cannot be added up; but when every use
+            # of the tensor a gradient came back from is inside this edge, their sum is
+            # exactly the source node's gradient.
+            uses = [
+                w
+                for w in g.successors(u)
+                if g.edges[u, w].get("grad") is not None or g.edges[u, w].get("backward_step") is not None
+            ]
             if len(uses) == len(flowing):
                 grad = g.nodes[u].get("grad")
     return {

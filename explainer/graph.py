@@ -8,7 +8,9 @@ Graph attributes
     ``first_nonfinite`` (id of the first node whose gradient held NaN/Inf, or null),
     ``optimizer`` ({name, hyper} or null), ``losses`` (loss of every backward call seen; NaN/Inf as strings),
     ``modules`` ({path: class name}), ``notes`` (list of sentences), ``source`` (script
-    path or null), ``max_elements``.
+    path or null), ``max_elements``, ``light`` (module paths of repeated blocks of a large
+    model whose ops were not recorded one by one: their nodes have structure, shape and
+    backward step, but a value and gradient only where a block's output leaves it).
 
 Node ids
     ``"n0"``, ``"n1"``, ... in forward order (inputs just before their first use, ops in
@@ -33,7 +35,7 @@ Node attributes
 
 Edge attributes (edges point forward: input -> op -> output)
     ``grad``: the gradient that flowed back along this edge (null for inputs that do not
-    require grad); ``slots``: argument positions at the destination; ``output_nr``;
+    require grad, and inside ``light`` blocks); ``slots``: argument positions at the destination; ``output_nr``;
     ``backward_step``: the step that sent the gradient.
 """
 
@@ -81,6 +83,7 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
         losses=[_py_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=list(trace.notes),
+        light=list(getattr(trace, "light", [])),
         source=trace.source,
         max_elements=max_elements,
     )
@@ -122,7 +125,7 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
             grad=_json(e.grad, max_elements),
             slots=list(e.slots),
             output_nr=e.output_nr,
-            backward_step=dst.backward_step if e.grad is not None else None,
+            backward_step=dst.backward_step if (e.grad is not None or e.flowed) else None,
         )
     return g
 

@@ -35,6 +35,7 @@ already held an earlier backward's gradient, or changed before ``optimizer.step(
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -56,6 +57,39 @@ from .values import HEAD_ENTRIES, TensorValue
 
 #: Tensors with at most this many entries keep all their numbers in the trace.
 DEFAULT_KEEP_ELEMENTS = 4096
+
+#: A model with more modules than this is "large": its repeated blocks record only
+#: their outputs (see `RecordOptions`). A 6-layer Transformer encoder has about 65.
+LARGE_MODEL_MODULES = 50
+
+#: Identical sibling blocks (``layers.0``, ``layers.1``, ...) in a row that count as repeated.
+REPEAT_MIN = 3
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """How much of a large model the trace records op by op.
+
+    Recording every op's value goes through a ``TorchDispatchMode``: a Python call per
+    aten op, which alone more than doubles a large model's step. So inside a model of
+    more than `LARGE_MODEL_MODULES` modules, each block of a run of `REPEAT_MIN` or more
+    identical sibling blocks (``encoder.layers.0`` ... ``23``) runs without it and records
+    its output (value and gradient) and its autograd structure, not each op inside. The
+    diagram folds such blocks anyway; these options open them.
+
+    Parameters
+    ----------
+    everything
+        Record every op of every module (``--full-trace``).
+    depth
+        Record in full the blocks at most this deep (``--depth``: those the diagram opens).
+    expand
+        Module paths (``model.encoder.layers.3``) to record in full (``--expand``).
+    """
+
+    everything: bool = False
+    depth: int | None = None
+    expand: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- data
@@ -110,6 +144,7 @@ class TraceEdge:
     slots: tuple[int, ...]  # positions in dst's inputs (next_functions for grad edges)
     grad: TensorValue | None = None
     output_nr: int = 0
+    flowed: bool = False  # a gradient flowed back along it (recorded in ``grad`` or not)
 
 
 @dataclass
@@ -126,6 +161,8 @@ class Trace:
     losses: list[float] = field(default_factory=list)
     modules: dict[str, str] = field(default_factory=dict)  # path -> module class
     source: str | None = None
+    #: Repeated blocks recorded by their outputs only (`RecordOptions`), as module paths.
+    light: list[str] = field(default_factory=list)
 
     def node(self, key: int) -> TraceNode:
         return self.nodes[key]
@@ -167,8 +204,23 @@ def snapshot(t: torch.Tensor, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> Ten
     return _snapshot(t, keep_elements)
 
 
+#: dtypes numpy holds as they are: small tensors of these take the short path in `_snapshot`.
+_NUMPY_DTYPES = frozenset(
+    {torch.float32, torch.float64, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool}
+)
+
+
 def _snapshot(t: torch.Tensor, keep_elements: int) -> TensorValue:
     t = t.detach()
+    if (
+        t.dtype in _NUMPY_DTYPES
+        and t.layout is torch.strided
+        and t.device.type == "cpu"
+        and not t.is_neg()
+        and t.numel() <= keep_elements
+    ):
+        # The common case, kept short: a trace snapshots a few hundred tensors.
+        return TensorValue(tuple(t.shape), _dtype_name(t.dtype), data=t.numpy().copy())
     shape = tuple(int(s) for s in t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
     if t.is_sparse or t.is_quantized or t.device.type == "meta" or t.is_complex():
@@ -196,7 +248,12 @@ def friendly_op(func: Any | None, node: Any | None = None) -> str:
         name = func.overloadpacket.__name__
         name = name.lstrip("_")
         return name.removesuffix("_forward")
-    cls = node.name() if node is not None else "op"
+    return _op_of_class(node.name() if node is not None else "op")
+
+
+@functools.lru_cache(maxsize=1024)
+def _op_of_class(cls: str) -> str:
+    """``MseLossBackward0`` -> ``mse_loss`` (cached: a large graph repeats a few classes)."""
     base = cls.split("::")[-1]
     for suffix in ("Backward0", "Backward1", "Backward"):
         if base.endswith(suffix):
@@ -221,6 +278,16 @@ def _call_name(func: Any) -> str | None:
         if name.startswith("i") and name[1:] in {"add", "sub", "mul", "truediv"}:
             name = name[1:]
     return {"truediv": "div"}.get(name, name)
+
+
+_UNNAMED_CALLS = frozenset({"__get__", "__set__", "grad_fn", "requires_grad", "shape", "dtype", "device"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_call(func: Any) -> str | None:
+    """The call name ops inside ``func`` are noted with; None for attribute access and aten ops."""
+    name = None if isinstance(func, torch._ops.OpOverload) else _call_name(func)
+    return None if name in _UNNAMED_CALLS else name
 
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -320,6 +387,53 @@ def _scalar_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _next_sequence_nr() -> int:
+    """The sequence number the next autograd node created on this thread will get."""
+    return torch._C._autograd._get_sequence_nr()
+
+
+def _structure(module: torch.nn.Module) -> tuple[tuple[str, str], ...]:
+    return tuple((name, type(m).__name__) for name, m in module.named_modules())
+
+
+def _repeated_blocks(root: torch.nn.Module, options: RecordOptions) -> frozenset[int]:
+    """Ids of the blocks of ``root`` that run unrecorded (see `RecordOptions`).
+
+    Empty unless ``root`` has more than `LARGE_MODEL_MODULES` modules. Paths in
+    ``options`` name the root by the script's variable, unknown here: they are
+    matched without their first component.
+    """
+    named = list(root.named_modules())
+    if len(named) <= LARGE_MODEL_MODULES:
+        return frozenset()
+    opened = [p.partition(".")[2] for p in options.expand]
+    out: set[int] = set()
+    for parent_name, parent in named:
+        run: list[tuple[str, Any]] = []  # (index, structure, module)
+        runs: list[list[tuple[str, Any]]] = []
+        for name, child in parent._modules.items():
+            if child is None or not name.isdigit():
+                continue
+            shape = _structure(child)
+            if run and not (int(name) == int(run[-1][0]) + 1 and shape == run[-1][1]):
+                runs.append(run)
+                run = []
+            run.append((name, shape, child))
+        runs.append(run)
+        for r in runs:
+            if len(r) < REPEAT_MIN:
+                continue
+            for name, _, child in r:
+                sub = f"{parent_name}.{name}" if parent_name else name
+                depth = sub.count(".") + 2  # the root is depth 1
+                if options.depth is not None and depth <= options.depth:
+                    continue
+                if any(p == sub or p.startswith(sub + ".") for p in opened):
+                    continue
+                out.add(id(child))
+    return frozenset(out)
+
+
 @dataclass
 class _Rec:
     """One aten op seen in the captured forward."""
@@ -404,10 +518,13 @@ class _Interceptor(TorchFunctionMode):
         if func is torch.autograd.backward:
             return self.session.on_backward(func, args, kwargs, kind="function")
         s = self.session
-        if not s.recording or s.busy or isinstance(func, torch._ops.OpOverload):
+        if not s.recording or s.busy:
             return func(*args, **kwargs)
-        name = _call_name(func)
-        if name in (None, "__get__", "__set__", "grad_fn", "requires_grad", "shape", "dtype", "device"):
+        try:
+            name = _named_call(func)
+        except TypeError:  # an unhashable callable
+            name = None
+        if name is None:
             return func(*args, **kwargs)
         prev = s.current_call
         s.current_call = name
@@ -432,14 +549,35 @@ class Session:
         complete: the CLI uses this to stop the user's script early.
     keep_elements
         Tensors up to this many entries keep all numbers; larger ones a summary.
+    record
+        Which repeated blocks of a large model to record op by op (`RecordOptions`).
     """
 
-    def __init__(self, step: int = 1, stop_when_done: bool = False, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> None:
+    def __init__(
+        self,
+        step: int = 1,
+        stop_when_done: bool = False,
+        keep_elements: int = DEFAULT_KEEP_ELEMENTS,
+        record: RecordOptions | None = None,
+    ) -> None:
         if step < 1:
             raise ValueError("step must be >= 1")
         self.step = step
         self.stop_when_done = stop_when_done
         self.keep = keep_elements
+        self.record_options = record or RecordOptions()
+        self._recorder: _Recorder | None = None
+        self._interceptor: _Interceptor | None = None
+        self._light_interceptor = False  # the interceptor was taken off for the current block
+        self._blocks: dict[int, tuple[torch.nn.Module, frozenset[int]]] = {}  # id(root) -> (root, block ids)
+        self._light_at: int | None = None  # module-stack depth of the block running unrecorded
+        self._span_starts: list[int] = []
+        # Inside unrecorded blocks: (module stack, first sequence nr, end) of each module call,
+        # the blocks' stacks, and their outputs' values keyed by (grad_fn, output_nr).
+        self._spans: list[tuple[tuple[torch.nn.Module, ...], int, int]] = []
+        self._block_spans: list[tuple[tuple[torch.nn.Module, ...], int, int]] = []
+        self._light_blocks: dict[int, tuple[torch.nn.Module, ...]] = {}
+        self._block_values: dict[tuple[Any, int], TensorValue] = {}
         self.backward_calls = 0
         # Ops are recorded from the start: a graph kept with retain_graph=True can be
         # back-propagated again at a later step, and its values must be known then.
@@ -465,11 +603,13 @@ class Session:
         """Install the modes and hooks; everything is removed on exit."""
         self._handles = [
             register_module_forward_pre_hook(self._module_pre),
-            register_module_forward_hook(self._module_post),
+            # always_call: the post-hook puts the recorder back even when a block raises.
+            register_module_forward_hook(self._module_post, always_call=True),
             register_optimizer_step_pre_hook(self._opt_pre),
             register_optimizer_step_post_hook(self._opt_post),
         ]
         interceptor, recorder = _Interceptor(self), _Recorder(self)
+        self._interceptor, self._recorder = interceptor, recorder
         try:
             with interceptor, recorder:
                 yield self
@@ -478,15 +618,90 @@ class Session:
                 h.remove()
             self._handles = []
             self.module_stack.clear()
+            self._span_starts.clear()
+            self._light_at = None
+            self._interceptor = self._recorder = None
 
     # -- forward recording ------------------------------------------------------
 
     def _module_pre(self, module: torch.nn.Module, args: Any) -> None:
-        self.module_stack.append(module)
+        stack = self.module_stack
+        if not stack:
+            self._root_blocks(module)
+        elif self._light_at is None and id(module) in self._blocks[id(stack[0])][1] and self._pop_recorder():
+            # The interceptor too, if on top: it only names calls, and there are none to name here.
+            self._light_interceptor = self._pop_interceptor()
+            self._light_at = len(stack)
+        stack.append(module)
+        self._span_starts.append(_next_sequence_nr())
 
     def _module_post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if self.module_stack and self.module_stack[-1] is module:
-            self.module_stack.pop()
+        stack = self.module_stack
+        if not stack or stack[-1] is not module:
+            return
+        start = self._span_starts.pop()
+        if self._light_at is not None:
+            if self.recording:
+                mods = tuple(stack)
+                if len(stack) - 1 == self._light_at:
+                    self._block_spans.append((mods, start, _next_sequence_nr()))
+                    self._light_blocks.setdefault(id(module), mods)
+                    self._keep_block_output(output)
+                else:
+                    self._spans.append((mods, start, _next_sequence_nr()))
+            if len(stack) - 1 == self._light_at:
+                torch._C._push_on_torch_dispatch_stack(self._recorder)
+                if self._light_interceptor:
+                    torch._C._push_on_torch_function_stack(self._interceptor)
+                self._light_at = None
+        stack.pop()
+
+    # -- repeated blocks of large models ------------------------------------------
+
+    def _root_blocks(self, root: torch.nn.Module) -> None:
+        """Find (once per root module) the blocks that run without op-by-op recording."""
+        hit = self._blocks.get(id(root))
+        if hit is None or hit[0] is not root:
+            blocks = frozenset() if self.record_options.everything else _repeated_blocks(root, self.record_options)
+            self._blocks[id(root)] = (root, blocks)
+
+    @contextmanager
+    def _recorder_off(self) -> Iterator[None]:
+        """Run a backward pass without the recorder: it records nothing there, yet its
+        Python call on every aten op would double the pass's time."""
+        popped = self._pop_recorder()
+        try:
+            yield
+        finally:
+            if popped:
+                torch._C._push_on_torch_dispatch_stack(self._recorder)
+
+    def _pop_recorder(self) -> bool:
+        """Take the recorder off the dispatch stack, if it is on top (no user mode above it)."""
+        n = torch._C._len_torch_dispatch_stack()
+        if n == 0 or torch._C._get_dispatch_stack_at(n - 1) is not self._recorder:
+            return False
+        torch._C._pop_torch_dispatch_stack(None)
+        return True
+
+    def _pop_interceptor(self) -> bool:
+        """Take the interceptor off the torch-function mode stack, if it is on top."""
+        n = torch._C._len_torch_function_stack()
+        if n == 0 or torch._C._get_function_stack_at(n - 1) is not self._interceptor:
+            return False
+        torch._C._pop_torch_function_stack()
+        return True
+
+    def _keep_block_output(self, output: Any) -> None:
+        """Snapshot what an unrecorded block returns: the value its output node shows."""
+        self.busy = True
+        try:
+            for t in _tensors_in(output):
+                fn = t.grad_fn
+                if fn is not None:
+                    self._block_values.setdefault((fn, t.output_nr), snapshot(t, self.keep))
+        finally:
+            self.busy = False
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         outs = list(_tensors_in(out))
@@ -540,6 +755,10 @@ class Session:
         self.records = []
         self._produced = {}
         self._const_pre = {}
+        self._spans = []
+        self._block_spans = []
+        self._light_blocks = {}
+        self._block_values = {}
 
     # -- backward interception --------------------------------------------------
 
@@ -561,7 +780,8 @@ class Session:
         if n != self.step or self.state != "forward":
             self.recording = False
             try:
-                return func(*args, **kwargs)
+                with self._recorder_off():
+                    return func(*args, **kwargs)
             finally:
                 if self.state == "forward":
                     # A retained graph may be back-propagated again: keep its values.
@@ -582,7 +802,8 @@ class Session:
             self.busy = False
         pending.install_hooks()
         try:
-            result = func(*args, **kwargs)
+            with self._recorder_off():
+                result = func(*args, **kwargs)
         finally:
             pending.remove_hooks()
         self.busy = True
@@ -724,7 +945,8 @@ class Session:
                 self.busy = False
             pending.install_hooks()
             try:
-                root.backward()
+                with self._recorder_off():
+                    root.backward()
             finally:
                 pending.remove_hooks()
             self.busy = True
@@ -860,23 +1082,27 @@ class _Pending:
         self.order: list[int] = []
         self.grad_in: dict[int, list[TensorValue | None]] = {}
         self.grad_out: dict[int, list[TensorValue | None]] = {}
+        self.flowed: dict[int, tuple[bool, ...]] = {}
         self._grad_cache: dict[int, tuple[torch.Tensor, int, TensorValue]] = {}
 
-        # Autograd nodes reachable from the root, in a deterministic BFS.
-        self.fn_nodes: list[Any] = []
-        self.fn_index: dict[Any, int] = {}
-        queue = [root.grad_fn]
-        self.fn_index[root.grad_fn] = 0
-        self.fn_nodes.append(root.grad_fn)
-        i = 0
-        while i < len(queue):
-            fn = queue[i]
-            i += 1
-            for child, _ in fn.next_functions:
-                if child is not None and child not in self.fn_index:
-                    self.fn_index[child] = len(self.fn_nodes)
-                    self.fn_nodes.append(child)
-                    queue.append(child)
+        # Autograd nodes reachable from the root, in a deterministic BFS, and each node's
+        # inputs as (key or -1, output_nr): ``next_functions`` builds new tuples on every read.
+        self.fn_nodes: list[Any] = [root.grad_fn]
+        self.fn_index: dict[Any, int] = {root.grad_fn: 0}
+        self.children: list[list[tuple[int, int]]] = []
+        index, nodes = self.fn_index, self.fn_nodes
+        for fn in nodes:  # grows as it goes
+            kids = []
+            for child, nr in fn.next_functions:
+                if child is None:
+                    kids.append((-1, nr))
+                    continue
+                c = index.get(child)
+                if c is None:
+                    c = index[child] = len(nodes)
+                    nodes.append(child)
+                kids.append((c, nr))
+            self.children.append(kids)
 
         # Forward values: match recorded op outputs to the nodes that produced them.
         self.fn_value: dict[tuple[int, int], TensorValue] = {}
@@ -895,6 +1121,27 @@ class _Pending:
                     val = snapshot(t, self.keep)
                 self.fn_value.setdefault((k, nr), val)
                 self.fn_rec.setdefault(k, rec)
+        # The module each recorded op ran in; ops of unrecorded blocks by their sequence numbers.
+        self.fn_modules: dict[int, tuple[torch.nn.Module, ...]] = {k: rec.modules for k, rec in self.fn_rec.items()}
+        self.unrecorded = self._attribute_unrecorded(session)
+        self.light_stacks = list(session._light_blocks.values())
+        for (fn, nr), val in session._block_values.items():
+            k = self.fn_index.get(fn)
+            if k is not None:
+                self.fn_value.setdefault((k, nr), val)
+        # Which nodes' gradients to keep: all, unless blocks ran unrecorded; then those
+        # with a value, the nodes outside the blocks and the leaves those use.
+        self.kept: set[int] | None = None
+        if self.unrecorded:
+            outside = [
+                k for k, fn in enumerate(self.fn_nodes) if k not in self.unrecorded and not hasattr(fn, "variable")
+            ]
+            self.kept = set(outside)
+            self.kept.update(k for k, _ in self.fn_value)
+            for k in outside:
+                for c, _ in self.children[k]:
+                    if c >= 0 and hasattr(self.fn_nodes[c], "variable"):
+                        self.kept.add(c)
         # Leaves' values before backward and the optimizer can touch them.
         self.leaf_tensor: dict[int, torch.Tensor] = {}
         self.leaf_value: dict[int, TensorValue] = {}
@@ -904,17 +1151,61 @@ class _Pending:
             var = getattr(fn, "variable", None)
             if isinstance(var, torch.Tensor):
                 self.leaf_tensor[k] = var
-                self.leaf_value[k] = snapshot(var, self.keep)
+                if self._keeps(k):
+                    self.leaf_value[k] = snapshot(var, self.keep)
                 if var.grad is not None and bool(var.grad.detach().ne(0).any()):
                     self.leaf_had_grad.add(k)
+
+    def _keeps(self, k: int) -> bool:
+        """Does the trace keep node ``k``'s numbers (value, gradient, update)?"""
+        return self.kept is None or k in self.kept
+
+    def _attribute_unrecorded(self, session: Session) -> set[int]:
+        """Give the ops of unrecorded blocks their block; return their keys.
+
+        Autograd numbers nodes in creation order, and each module call inside a block
+        noted the numbers it spanned, so a node belongs to the innermost call whose
+        span holds its number. Blocks here; the calls inside them in `build`, after the
+        step (`_attribute_inner`).
+        """
+        self._inner_spans = list(session._spans)
+        self._by_seq: list[tuple[int, int]] = []
+        if not session._block_spans:
+            return set()
+        self._by_seq = sorted(
+            (fn._sequence_nr(), k)
+            for k, fn in enumerate(self.fn_nodes)
+            if k not in self.fn_rec and not hasattr(fn, "variable")
+        )
+        return self._assign(session._block_spans)
+
+    def _assign(self, spans: list[tuple[tuple[torch.nn.Module, ...], int, int]]) -> set[int]:
+        import bisect
+
+        seqs = [seq for seq, _ in self._by_seq]
+        found: set[int] = set()
+        # Outer calls first, so inner ones overwrite them.
+        for mods, start, end in sorted(spans, key=lambda span: len(span[0])):
+            for i in range(bisect.bisect_left(seqs, start), bisect.bisect_left(seqs, end)):
+                k = self._by_seq[i][1]
+                self.fn_modules[k] = mods
+                found.add(k)
+        return found
+
+    def _attribute_inner(self) -> None:
+        if self._by_seq and self._inner_spans:
+            self._assign(self._inner_spans)
 
     # hooks
     def install_hooks(self) -> None:
         # One post-hook per node gives all three: it runs right after the node (so the
         # calls come in backward order) with the gradient in and the gradients out.
         # A pre-hook as well would double the Python calls for nothing.
+        # Inside unrecorded blocks no hooks at all: their order is worked out afterwards
+        # (`_engine_order`) and checked against the hooked nodes'.
         for k, fn in enumerate(self.fn_nodes):
-            self._hook_handles.append(fn.register_hook(self._make_post(k)))
+            if self._keeps(k):
+                self._hook_handles.append(fn.register_hook(self._make_post(k)))
 
     def remove_hooks(self) -> None:
         for h in self._hook_handles:
@@ -946,11 +1237,16 @@ class _Pending:
     def _make_post(self, k: int) -> Callable[..., None]:
         # Slots that feed the same input node (x * x): one graph edge, whose gradient is
         # their sum. Summed here, as tensors, so it is exact for large (summarised) ones too.
-        by_child: dict[Any, list[int]] = {}
-        for slot, (child, _) in enumerate(self.fn_nodes[k].next_functions):
-            if child is not None:
-                by_child.setdefault(child, []).append(slot)
+        by_child: dict[int, list[int]] = {}
+        for slot, (c, _) in enumerate(self.children[k]):
+            if c >= 0:
+                by_child.setdefault(c, []).append(slot)
         repeats = [slots for slots in by_child.values() if len(slots) > 1]
+        # Edge gradients where both ends keep their numbers (all of them, unless blocks
+        # ran unrecorded: then an edge into a block's inside is never drawn).
+        kept_slots = None
+        if self.kept is not None:
+            kept_slots = tuple(c >= 0 and c in self.kept for c, _ in self.children[k])
 
         def post(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             grads = list(grad_inputs)
@@ -964,7 +1260,10 @@ class _Pending:
                     for i in slots[1:]:
                         grads[i] = None  # already in the first slot's sum
             self.order.append(k)
+            self.flowed[k] = tuple(isinstance(g, torch.Tensor) for g in grads)
             self.grad_in[k] = self._snap_all(grad_outputs)
+            if kept_slots is not None:
+                grads = [g if i < len(kept_slots) and kept_slots[i] else None for i, g in enumerate(grads)]
             self.grad_out[k] = self._snap_all(tuple(grads))
 
         return post
@@ -972,7 +1271,14 @@ class _Pending:
     def after_backward(self) -> None:
         self.leaf_grad: dict[int, TensorValue | None] = {}
         for k, var in self.leaf_tensor.items():
-            self.leaf_grad[k] = snapshot(var.grad, self.keep) if var.grad is not None else None
+            if not self._keeps(k):
+                continue
+            flowed = self.grad_in.get(k)
+            if flowed and flowed[0] is not None and k not in self.leaf_had_grad and var.grad is not None:
+                # .grad was empty before, so it now holds just what flowed in: no second copy.
+                self.leaf_grad[k] = flowed[0]
+            else:
+                self.leaf_grad[k] = snapshot(var.grad, self.keep) if var.grad is not None else None
 
     # optimizer
     def before_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -986,6 +1292,8 @@ class _Pending:
                 if id(p) in ours:
                     hit = True
                     k = ours[id(p)]
+                    if not self._keeps(k):
+                        continue
                     self.before_step_values[k] = snapshot(p, self.keep)
                     seen = self.leaf_grad.get(k)
                     if p.grad is not None and seen is not None and seen.data is not None:
@@ -1024,9 +1332,8 @@ class _Pending:
         if self.optimizer is not None:
             return
         changed = False
-        for k, var in self.leaf_tensor.items():
-            now = snapshot(var, self.keep)
-            before = self.leaf_value[k]
+        for k, before in self.leaf_value.items():
+            now = snapshot(self.leaf_tensor[k], self.keep)
             if before.data is not None and now.data is not None and not _same(before.data, now.data):
                 self.updates[k] = ParamUpdate(before, now, None)
                 changed = True
@@ -1069,6 +1376,15 @@ class _Pending:
     def _module_path(self, modules: tuple[torch.nn.Module, ...]) -> tuple[str | None, str | None]:
         if not modules:
             return None, None
+        # Ops of one module call share their stack tuple: one lookup per call, not per op.
+        memo = self.__dict__.setdefault("_path_memo", {})
+        hit = memo.get(id(modules))
+        if hit is not None and hit[0] is modules:
+            return hit[1]
+        memo[id(modules)] = (modules, self._module_path_of(modules))
+        return memo[id(modules)][1]
+
+    def _module_path_of(self, modules: tuple[torch.nn.Module, ...]) -> tuple[str | None, str | None]:
         root = modules[0]
         root_name = self.module_names.get(id(root), (type(root).__name__.lower(), root))[0]
         inner = modules[-1]
@@ -1093,10 +1409,10 @@ class _Pending:
         self.buffer_names: dict[int, tuple[str, str]] = {}
         # Modules the forward ran in that no variable names: named by their class.
         taken = {name for name, _ in self.module_names.values()}
-        for k in sorted(self.fn_rec):
-            rec = self.fn_rec[k]
-            if rec.modules and id(rec.modules[0]) not in self.module_names:
-                root = rec.modules[0]
+        for k in sorted(self.fn_modules):
+            mods = self.fn_modules[k]
+            if mods and id(mods[0]) not in self.module_names:
+                root = mods[0]
                 base = type(root).__name__.lower()
                 name, i = base, 1
                 while name in taken:
@@ -1106,16 +1422,21 @@ class _Pending:
         for _, (mod_name, mod) in self.module_names.items():
             for owner_path, owner in mod.named_modules():
                 module = f"{mod_name}.{owner_path}" if owner_path else mod_name
-                for pname, p in owner.named_parameters(recurse=False):
+                # The dicts behind named_parameters(recurse=False): that walks the module
+                # tree again for each module, quadratic in a large model.
+                for pname, p in owner._parameters.items():
+                    if p is None:
+                        continue
                     label = f"{owner_path}.{pname}" if owner_path else f"{mod_name}.{pname}"
                     self.param_names.setdefault(id(p), (label, module, type(owner).__name__))
-                for bname, b in owner.named_buffers(recurse=False):
+                for bname, b in owner._buffers.items():
                     if b is not None:
                         label = f"{owner_path}.{bname}" if owner_path else f"{mod_name}.{bname}"
                         self.buffer_names.setdefault(id(b), (label, module))
 
     # build
     def build(self) -> Trace:
+        self._attribute_inner()
         self._manual_updates()
         self._named_tensors()
 
@@ -1161,7 +1482,7 @@ class _Pending:
                 shape=tuple(var.shape),
                 dtype=str(var.dtype).removeprefix("torch."),
                 requires_grad=True,
-                value=self.leaf_value[k],
+                value=self.leaf_value.get(k),
                 grad=grad,
                 module=module,
                 module_type=mtype,
@@ -1218,9 +1539,9 @@ class _Pending:
             fn = self.fn_nodes[k]
             rec = self.fn_rec.get(k)
             # inputs first
-            for child, _ in fn.next_functions:
-                if child is not None and self.fn_index[child] in self.leaf_tensor:
-                    add_leaf(self.fn_index[child])
+            for c, _ in self.children[k]:
+                if c in self.leaf_tensor:
+                    add_leaf(c)
             const_args: list[tuple[int, torch.Tensor]] = []
             if rec is not None:
                 for pos, a in enumerate(_tensors_in((rec.args, rec.kwargs))):
@@ -1229,6 +1550,7 @@ class _Pending:
                 for _, a in const_args:
                     add_const(a)
             value = self.fn_value.get((k, 0))
+            shape, dtype = _output_meta(fn, value) if value is None and k != 0 else ((), "")
             out_tensor_name = None
             if rec is not None:
                 for t in rec.outs:
@@ -1238,7 +1560,8 @@ class _Pending:
                         break
             if k == 0 and out_tensor_name is None:
                 out_tensor_name = self.tensor_names.get(id(self.root))
-            module, mtype = self._module_path(rec.modules) if rec is not None else (None, None)
+            mods = self.fn_modules.get(k)
+            module, mtype = self._module_path(mods) if mods else (None, None)
             if module:
                 modules.setdefault(module, mtype or "")
             grads = self.grad_in.get(k) or []
@@ -1257,8 +1580,8 @@ class _Pending:
                 autograd=fn.name(),
                 call=call,
                 scalars=scalars,
-                shape=value.shape if value is not None else (tuple(self.root.shape) if k == 0 else ()),
-                dtype=value.dtype if value is not None else "",
+                shape=value.shape if value is not None else (tuple(self.root.shape) if k == 0 else shape),
+                dtype=value.dtype if value is not None else dtype,
                 requires_grad=True,
                 value=value,
                 grad=grads[0] if grads else None,
@@ -1273,18 +1596,20 @@ class _Pending:
             new_id[("fn", k)] = node.key
             # edges into this op
             sent = self.grad_out.get(k) or []
-            for slot, (child, nr) in enumerate(fn.next_functions):
-                if child is None:
+            # An unhooked node (inside an unrecorded block) sent gradients to all its inputs.
+            flowed = self.flowed.get(k)
+            for slot, (c, nr) in enumerate(self.children[k]):
+                if c < 0:
                     continue
-                src = new_id[("fn", self.fn_index[child])]
                 g = sent[slot] if slot < len(sent) else None
-                _add_edge(edges, src, node.key, slot, g, nr)
+                went = flowed is None or (slot < len(flowed) and flowed[slot])
+                _add_edge(edges, new_id[("fn", c)], node.key, slot, g, nr, went)
             for pos, a in const_args:
-                _add_edge(edges, new_id[("t", id(a))], node.key, pos, None, 0)
+                _add_edge(edges, new_id[("t", id(a))], node.key, pos, None, 0, False)
 
         step_of = {}
         order = []
-        for i, k in enumerate(self.order):
+        for i, k in enumerate(self._backward_order()):
             if ("fn", k) in new_id:
                 key = new_id[("fn", k)]
                 if key not in step_of:
@@ -1306,6 +1631,10 @@ class _Pending:
                 f"{names} changed between backward() and optimizer.step() (e.g. gradient clipping): "
                 "the update used the changed gradient; the diagram shows the one backward() computed."
             )
+        used = {p for m in {n.module for n in out_nodes if n.module} for p in _prefixes(m)}
+        light = sorted({p for mods in self.light_stacks if (p := self._module_path(mods)[0]) in used}, key=_natural)
+        if light:
+            self.notes.append(_light_note(light))
         self._module_ancestors(modules)
         return Trace(
             nodes=out_nodes,
@@ -1316,22 +1645,148 @@ class _Pending:
             optimizer=self.opt_info,
             notes=list(self.notes),
             modules=dict(sorted(modules.items())),
+            light=light,
         )
+
+    def _backward_order(self) -> list[int]:
+        """Every node in the order backward ran it.
+
+        Hooked nodes report it themselves. When unrecorded blocks had no hooks, the
+        whole order is the engine's (`engine_order`), used only if it agrees with the
+        order the hooked nodes reported; otherwise the unhooked nodes get no step.
+        """
+        if self.kept is None:
+            return self.order
+        seq = [fn._sequence_nr() for fn in self.fn_nodes]
+        full = engine_order(self.children, seq)
+        hooked = set(self.order)
+        if [k for k in full if k in hooked] == self.order:
+            return full
+        self.notes.append(
+            "The backward order inside the repeated blocks could not be worked out; their nodes show no step."
+        )
+        return self.order
 
     def _module_ancestors(self, modules: dict[str, str]) -> None:
         """Add the enclosing modules of every recorded module path (``model`` of ``model.0``)."""
+        used = {q for p in modules for q in _prefixes(p)}
         for name, mod in self.module_names.values():
-            if not any(p == name or p.startswith(name + ".") for p in modules):
+            if name not in used:
                 continue
             for sub, child in mod.named_modules():
                 path = f"{name}.{sub}" if sub else name
-                if any(p == path or p.startswith(path + ".") for p in modules):
-                    if not modules.get(path):
-                        modules[path] = type(child).__name__
+                if path in used and not modules.get(path):
+                    modules[path] = type(child).__name__
 
 
 #: Calls and ops that only bring a literal (``torch.tensor([1.0])``) into the graph.
 _LITERAL_CALLS = frozenset({"lift_fresh", "lift", "lift_fresh_copy", "tensor", "as_tensor", "asarray", "from_numpy"})
+
+
+def engine_order(children: list[list[tuple[int, int]]], seq: list[int]) -> list[int]:
+    """The order in which PyTorch's autograd engine runs a graph's nodes, on the CPU.
+
+    ``children[k]`` lists node ``k``'s inputs as (key or -1, output_nr), in
+    ``next_functions`` order; ``seq[k]`` is its sequence number (creation order;
+    ``AccumulateGrad`` has the largest). The engine starts from node 0; when a node
+    has run, each input whose every consumer has now run joins a ready queue, and the
+    ready node with the largest sequence number runs next. The queue is a
+    ``std::priority_queue``: ties (several ``AccumulateGrad``) come out in the order
+    its heap algorithm gives, so that is reproduced here step for step.
+
+    Written by hand because no library gives this order; it spares a Python hook on
+    every node of a large model's repeated blocks. `_Pending._backward_order` checks
+    it against the hooked nodes' reported order.
+    """
+    deps = [0] * len(children)
+    for kids in children:
+        for c, _ in kids:
+            if c >= 0:
+                deps[c] += 1
+    heap = [0]
+    order = []
+    while heap:
+        k = _heap_pop(heap, seq)
+        order.append(k)
+        for c, _ in children[k]:
+            if c >= 0:
+                deps[c] -= 1
+                if deps[c] == 0:
+                    _heap_push(heap, c, seq)
+    return order
+
+
+def _sift_up(heap: list[int], hole: int, top: int, value: int, seq: list[int]) -> None:
+    """libstdc++'s ``__push_heap``: max-heap on ``seq``, strict comparison."""
+    parent = (hole - 1) // 2
+    while hole > top and seq[heap[parent]] < seq[value]:
+        heap[hole] = heap[parent]
+        hole = parent
+        parent = (hole - 1) // 2
+    heap[hole] = value
+
+
+def _heap_push(heap: list[int], value: int, seq: list[int]) -> None:
+    heap.append(value)
+    _sift_up(heap, len(heap) - 1, 0, value, seq)
+
+
+def _heap_pop(heap: list[int], seq: list[int]) -> int:
+    """libstdc++'s ``pop_heap`` (``__adjust_heap``: the hole goes down to a leaf, then up)."""
+    top = heap[0]
+    value = heap.pop()
+    n = len(heap)
+    if n == 0:
+        return top
+    hole = 0
+    child = 0
+    while child < (n - 1) // 2:
+        child = 2 * (child + 1)
+        if seq[heap[child]] < seq[heap[child - 1]]:
+            child -= 1
+        heap[hole] = heap[child]
+        hole = child
+    if n % 2 == 0 and child == (n - 2) // 2:
+        child = 2 * (child + 1)
+        heap[hole] = heap[child - 1]
+        hole = child - 1
+    _sift_up(heap, hole, 0, value, seq)
+    return top
+
+
+def _output_meta(fn: Any, value: TensorValue | None) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype of an autograd node's first output, from autograd's own metadata."""
+    try:
+        meta = fn._input_metadata[0]
+        return tuple(meta.shape), _dtype_name(meta.dtype)
+    except (AttributeError, IndexError, RuntimeError):
+        return (), ""
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _prefixes(path: str) -> list[str]:
+    """``a.b.c`` -> ``a``, ``a.b``, ``a.b.c``."""
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _natural(path: str) -> tuple[Any, ...]:
+    """Sort key: ``layers.2`` before ``layers.10``."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
+
+
+def _light_note(paths: list[str]) -> str:
+    """One sentence on the blocks recorded by their outputs only."""
+    first, last = paths[0], paths[-1]
+    span = first if len(paths) == 1 else f"{first} … {last.rpartition('.')[2]}"
+    return (
+        f"Large model: inside the {len(paths)} repeated blocks {span} only each block's output "
+        f"(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them."
+    )
 
 
 def _submodule_names(root: torch.nn.Module) -> dict[int, str]:
@@ -1344,12 +1799,21 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
 
 
-def _add_edge(edges: dict[tuple[int, int], TraceEdge], src: int, dst: int, slot: int, grad: TensorValue | None, nr: int) -> None:
+def _add_edge(
+    edges: dict[tuple[int, int], TraceEdge],
+    src: int,
+    dst: int,
+    slot: int,
+    grad: TensorValue | None,
+    nr: int,
+    flowed: bool,
+) -> None:
     e = edges.get((src, dst))
     if e is None:
-        edges[(src, dst)] = TraceEdge(src, dst, (slot,), grad, nr)
+        edges[(src, dst)] = TraceEdge(src, dst, (slot,), grad, nr, flowed)
         return
     e.slots = e.slots + (slot,)
+    e.flowed = e.flowed or flowed
     if grad is not None and e.grad is None:
         e.grad = grad  # repeated slots arrive pre-summed in the first one (see `_make_post`)
 
