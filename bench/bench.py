@@ -6,13 +6,18 @@
 For each model of ``bench/models.py``, in one process, on one thread:
 
 * autograd nodes: reachable from the loss's ``grad_fn``; diagram nodes: our full graph;
-* trace: our trace of one forward + loss + backward (values, gradients, backward
-  order) plus building the graph, as a ratio to the plain forward + loss + backward;
+* trace in step: the step (forward + loss + backward) run under our trace, which
+  records values, gradients and the backward order, as a ratio to the plain step.
+  This is what a traced training step costs; a large model's repeated blocks
+  record their outputs only (``RecordOptions``), as the CLI does by default;
+* trace + graph: the same plus turning the records into the `Trace` and the graph
+  (work done once, after the step), as a ratio to the plain step;
+* full trace: the whole of it with every op recorded (``--full-trace``), as a ratio;
 * default render: what the CLI draws (folded above ``--max-nodes``), as SVG, as a
   ratio to torchviz's ``make_dot`` + SVG render of the same model;
-* expanded render: our full graph, unfolded, as SVG, as a ratio to torchviz's;
-* trace peak: the most memory the trace held (``tracemalloc``: Python objects and
-  the numpy copies of values and gradients; torch's own buffers are not counted).
+* expanded render: our full graph (full trace), unfolded, as SVG, as a ratio to torchviz's;
+* trace peak: the most memory the default trace held (``tracemalloc``: Python objects
+  and the numpy copies of values and gradients; torch's own buffers are not counted).
 
 Times are the best of a few repeats (renders interleaved with torchviz's); the
 first trace of the process (one-time imports) is run before any timing.
@@ -43,7 +48,7 @@ import models  # noqa: E402
 from explainer.fold import fold_for_display  # noqa: E402
 from explainer.graph import build_graph  # noqa: E402
 from explainer.render.graphviz import DiagramOptions, render_static  # noqa: E402
-from explainer.trace import trace_call  # noqa: E402
+from explainer.trace import RecordOptions, Session  # noqa: E402
 
 
 @dataclass
@@ -53,15 +58,25 @@ class Row:
     nodes: int
     shown: int
     plain_s: float
+    step_s: float
     trace_s: float
+    full_s: float
     torchviz_s: float
     default_s: float
     expanded_s: float
     peak_mib: float
 
     @property
+    def step_ratio(self) -> float:
+        return self.step_s / self.plain_s
+
+    @property
     def trace_ratio(self) -> float:
         return self.trace_s / self.plain_s
+
+    @property
+    def full_ratio(self) -> float:
+        return self.full_s / self.plain_s
 
     @property
     def default_ratio(self) -> float:
@@ -97,16 +112,33 @@ def measure(case: models.Case, tmp: Path) -> Row:
     from torchviz import make_dot
 
     case.step()  # warm up the model's kernels
-    plain = best(case.step, 10)
     n_autograd = autograd_nodes(case.loss())
 
-    def traced() -> object:
-        return build_graph(trace_call(case.step))
+    def traced(options: RecordOptions, times: list[tuple[float, float]] | None = None) -> object:
+        session = Session(record=options)
+        t0 = time.perf_counter()
+        with session.active():
+            case.step()
+        t1 = time.perf_counter()
+        g = build_graph(session.finish({"model": case.model, "criterion": case.criterion}))
+        if times is not None:
+            times.append((t1 - t0, time.perf_counter() - t0))
+        return g
 
-    trace_s = best(traced, 3)
-    g = traced()
+    # Interleaved with the plain step, best of several: single runs on a small shared
+    # machine vary by tens of percent.
+    plains: list[float] = []
+    light: list[tuple[float, float]] = []
+    full: list[tuple[float, float]] = []
+    for _ in range(8):
+        plains.append(best(case.step, 1))
+        traced(RecordOptions(), light)
+        traced(RecordOptions(everything=True), full)
+    plain = min(plains)
+    g_full = traced(RecordOptions(everything=True))
+    g = traced(RecordOptions())
     tracemalloc.start()
-    traced()
+    traced(RecordOptions())
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
@@ -121,7 +153,7 @@ def measure(case: models.Case, tmp: Path) -> Row:
         return render_static(view, tmp, opts, ("svg",), stem="default")
 
     def expanded() -> object:
-        return render_static(g, tmp, opts, ("svg",), stem="expanded")
+        return render_static(g_full, tmp, opts, ("svg",), stem="expanded")
 
     # Interleaved, best of three: other processes on a small machine slow single runs.
     torchviz_s = default_s = expanded_s = float("inf")
@@ -135,7 +167,9 @@ def measure(case: models.Case, tmp: Path) -> Row:
         nodes=g.number_of_nodes(),
         shown=fold_for_display(g).nodes,
         plain_s=plain,
-        trace_s=trace_s,
+        step_s=min(t for t, _ in light),
+        trace_s=min(t for _, t in light),
+        full_s=min(t for _, t in full),
         torchviz_s=torchviz_s,
         default_s=default_s,
         expanded_s=expanded_s,
@@ -148,8 +182,10 @@ COLUMNS = (
     "autograd nodes",
     "graph nodes (shown)",
     "fwd+loss+bwd",
-    "trace",
-    "trace ratio",
+    "trace in step",
+    "in-step ratio",
+    "trace+graph ratio",
+    "full trace ratio",
     "torchviz svg",
     "default svg",
     "default ratio",
@@ -165,8 +201,10 @@ def cells(r: Row) -> list[str]:
         f"{r.autograd_nodes:,}",
         f"{r.nodes:,} ({r.shown:,})",
         f"{r.plain_s * 1e3:.1f} ms",
-        f"{r.trace_s * 1e3:.0f} ms",
+        f"{r.step_s * 1e3:.1f} ms",
+        f"{r.step_ratio:.2f}x",
         f"{r.trace_ratio:.1f}x",
+        f"{r.full_ratio:.1f}x",
         f"{r.torchviz_s:.2f} s",
         f"{r.default_s:.2f} s",
         f"{r.default_ratio:.2f}x",
@@ -188,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     console = Console(width=200)
     warm = models.linear_regression()
-    build_graph(trace_call(warm.step))  # one-time imports of the first trace
+    session = Session()
+    with session.active():
+        warm.step()
+    build_graph(session.finish({}))  # one-time imports of the first trace
     rows = []
     with tempfile.TemporaryDirectory(prefix="explain-graph-bench-") as tmp:
         for make in models.ladder(quick=args.quick):

@@ -62,6 +62,9 @@ def _formats(value: str) -> tuple[str, ...]:
               help="Open this folded module, e.g. model.layers.0 (repeatable).")
 @click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=0),
               help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
+@click.option("--full-trace", is_flag=True,
+              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
+                   "(slower; by default those blocks record only their outputs and stay folded).")
 @click.option("--video", is_flag=True,
               help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus backward.srt.")
 @click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True,
@@ -89,6 +92,7 @@ def main(
     depth: int | None,
     expand: tuple[str, ...],
     max_nodes: int,
+    full_trace: bool,
     video: bool,
     quality: str,
     slides: bool,
@@ -119,7 +123,8 @@ def main(
             report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
                               max_elements, fmt, rankdir, None if no_seed else seed,
                               quality if video else None, on_video_step,
-                              fold=(depth, tuple(expand), max_nodes), slides=slides, html=html)
+                              fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
+                              full_trace=full_trace)
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
@@ -167,7 +172,8 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
-             quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False):  # noqa: ANN001, ANN202
+             quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
+             full_trace=False):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -191,6 +197,7 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         fold=FoldOptions(depth=fold[0], expand=fold[1], max_nodes=fold[2]),
         slides=slides,
         html=html,
+        full_trace=full_trace,
     )
 
 

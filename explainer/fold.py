@@ -11,6 +11,10 @@ smaller graph with the same schema comes out, so every renderer can draw either.
 * `fold_for_display` picks the depth automatically when the graph has more than
   ``max_nodes`` nodes (or uses the one asked for) and says how to open it again.
 
+The blocks listed in the graph's ``light`` attribute (a large model's repeated
+blocks, traced by their outputs only) stay folded at any depth unless an ``expand``
+path opens them.
+
 A module node carries its output's value and gradient: the output is the last op
 inside the module whose result leaves it, its gradient that op's gradient. Its
 extra attributes (beyond the graph schema):
@@ -215,6 +219,8 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
                 f"{', '.join(near) or 'model.fc1'} (graph.json lists them under 'modules')"
             )
     opened = {q for p in expand for q in _prefixes(p)}
+    # Blocks whose ops were not recorded one by one stay folded unless asked for by path.
+    light = set(g.graph.get("light") or ())
     nodes = list(g.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
 
@@ -228,7 +234,7 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
         if not module or d.get("kind") == "loss":
             continue
         for p in _prefixes(module):
-            if path_depth(p) > depth and p not in opened:
+            if (path_depth(p) > depth or p in light) and p not in opened:
                 rep[n] = "m:" + p
                 groups.setdefault(p, []).append(n)
                 break
@@ -465,7 +471,10 @@ def fold_for_display(g: nx.DiGraph, options: FoldOptions | None = None) -> FoldR
     else:
         auto = True
         depth, view = 0, fold(g, 0, options.expand, options.repeats)
-        for d in range(1, deepest):
+        # Deeper than a light block (see the graph's ``light``) the view would only grow
+        # elsewhere while the blocks stay shut: stop there.
+        top = min([deepest] + [path_depth(p) for p in g.graph.get("light") or ()])
+        for d in range(1, top):
             candidate = fold(g, d, options.expand, options.repeats)
             if candidate.number_of_nodes() <= options.max_nodes:
                 depth, view = d, candidate

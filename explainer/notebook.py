@@ -173,12 +173,18 @@ class Show:
     After the block, ``.trace``, ``.graph`` and ``.diagram`` hold what was drawn.
     """
 
-    def __init__(self, steps: bool = False, step: int = 1, **options: Any) -> None:
-        from .trace import Tracer
+    def __init__(self, steps: bool = False, step: int = 1, full_trace: bool = False, **options: Any) -> None:
+        from .trace import RecordOptions, Tracer
 
         self.steps = steps
         self.options = options
-        self.tracer = Tracer(step=step)
+        # Record op by op what the diagram will open, as the command line does.
+        record = RecordOptions(
+            everything=full_trace or options.get("max_nodes", DEFAULT_MAX_NODES) <= 0,
+            depth=options.get("depth"),
+            expand=tuple(options.get("expand", ())),
+        )
+        self.tracer = Tracer(step=step, record=record)
         self.diagram: Diagram | None = None
 
     @property
@@ -205,17 +211,20 @@ class Show:
         _display(self.diagram.steps() if self.steps else self.diagram)
 
 
-def show(obj: Any = None, /, *, steps: bool = False, step: int = 1, **options: Any) -> Show | None:
+def show(obj: Any = None, /, *, steps: bool = False, step: int = 1, full_trace: bool = False,
+         **options: Any) -> Show | None:
     """Display a traced step inline; with no argument, a context manager that traces its block.
 
     ``explainer.show(x)`` draws ``x`` (a trace, a Tracer, a graph) now and returns
     None (so the cell shows it once). ``with explainer.show() as s:`` traces the
     block's ``step``-th ``backward()`` (or its final scalar ``loss``), then draws it;
     ``s.graph`` holds the graph. ``steps=True`` shows the step-through page instead
-    of the static diagram. Other keywords are `Diagram`'s (theme, lang, digits, ...).
+    of the static diagram. ``full_trace=True`` records every op of a large model's
+    repeated blocks, as ``--full-trace``. Other keywords are `Diagram`'s (theme, lang,
+    digits, depth, expand, ...).
     """
     if obj is None:
-        return Show(steps=steps, step=step, **options)
+        return Show(steps=steps, step=step, full_trace=full_trace, **options)
     diagram = Diagram(obj, **options)
     _display(diagram.steps() if steps else diagram)
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +124,23 @@ def explain_script(
     fold: FoldOptions | None = None,
     slides: bool = False,
     html: bool = False,
+    full_trace: bool = False,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
     The diagram is folded as ``fold`` says (by default, automatically above
     `explainer.fold.DEFAULT_MAX_NODES` nodes); graph.json holds the full graph.
+    The repeated blocks of a large model record only their outputs unless the
+    diagram opens them (``fold.depth``, ``fold.expand``, ``max_nodes=0``) or
+    ``full_trace`` asks for every op (`explainer.trace.RecordOptions`).
     """
+    from .trace import RecordOptions
+
     run = run or RunOptions()
+    fold = fold or FoldOptions()
+    if run.record is None:
+        record = RecordOptions(everything=full_trace or fold.max_nodes <= 0, depth=fold.depth, expand=fold.expand)
+        run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
     result = run_script(script, argv, run)
     g = build_graph(result.trace, max_elements=max_elements)

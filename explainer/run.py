@@ -32,6 +32,7 @@ class RunOptions:
     run_to_end: bool = False
     seed: int | None = 0
     keep_elements: int = 4096
+    record: Any = None  # explainer.trace.RecordOptions; None: the defaults
 
 
 @dataclass
@@ -112,7 +113,8 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     options = options or RunOptions()
     script = Path(path)
     code = load_source(script)
-    session = Session(step=options.step, stop_when_done=not options.run_to_end, keep_elements=options.keep_elements)
+    session = Session(step=options.step, stop_when_done=not options.run_to_end, keep_elements=options.keep_elements,
+                      record=options.record)
 
     module = types.ModuleType("__main__")
     module.__file__ = str(script)

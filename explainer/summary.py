@@ -28,7 +28,10 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
     )
     for note in g.graph.get("notes", []):
         console.print(f"[yellow]note:[/] {e(note)}", highlight=False)
-    leaves = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
+    every_leaf = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
+    # Parameters inside a large model's repeated blocks were traced without their numbers.
+    leaves = [(n, d) for n, d in every_leaf if d.get("value") is not None]
+    unrecorded = len(every_leaf) - len(leaves)
     if leaves:
         opt = g.graph.get("optimizer")
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -47,6 +50,9 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
         console.print(table)
         if len(shown) < len(leaves):
             console.print(f"[dim]… {len(leaves) - len(shown)} more (all in graph.json)[/]", highlight=False)
+    if unrecorded:
+        console.print(f"[dim]… {unrecorded} more inside the repeated blocks (numbers not recorded: see the note)[/]",
+                      highlight=False)
     order = [g.nodes[n]["label"] for n in g.graph.get("backward_order", [])]
     if order:
         shown = order if len(order) <= 12 else order[:11] + [f"… {len(order) - 11} more"]

@@ -506,6 +506,10 @@ def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return out
 
 
+_TENSOR_BACKWARD = torch.Tensor.backward
+_AUTOGRAD_BACKWARD = torch.autograd.backward
+
+
 class _Interceptor(TorchFunctionMode):
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -513,9 +517,9 @@ class _Interceptor(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if func is torch.Tensor.backward:
+        if func is _TENSOR_BACKWARD:
             return self.session.on_backward(func, args, kwargs, kind="method")
-        if func is torch.autograd.backward:
+        if func is _AUTOGRAD_BACKWARD:
             return self.session.on_backward(func, args, kwargs, kind="function")
         s = self.session
         if not s.recording or s.busy:
@@ -1054,6 +1058,10 @@ def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> 
 # --------------------------------------------------------------------------- capture
 
 
+#: The autograd node class of leaves (``fn.variable`` is the leaf tensor).
+_ACCUMULATE_GRAD = torch._C._functions.AccumulateGrad
+
+
 class _Pending:
     """The autograd graph of the captured backward, between hooks and the final `Trace`."""
 
@@ -1133,14 +1141,15 @@ class _Pending:
         # with a value, the nodes outside the blocks and the leaves those use.
         self.kept: set[int] | None = None
         if self.unrecorded:
+            nodes = self.fn_nodes
             outside = [
-                k for k, fn in enumerate(self.fn_nodes) if k not in self.unrecorded and not hasattr(fn, "variable")
+                k for k, fn in enumerate(nodes) if k not in self.unrecorded and type(fn) is not _ACCUMULATE_GRAD
             ]
             self.kept = set(outside)
             self.kept.update(k for k, _ in self.fn_value)
             for k in outside:
                 for c, _ in self.children[k]:
-                    if c >= 0 and hasattr(self.fn_nodes[c], "variable"):
+                    if c >= 0 and type(nodes[c]) is _ACCUMULATE_GRAD:
                         self.kept.add(c)
         # Leaves' values before backward and the optimizer can touch them.
         self.leaf_tensor: dict[int, torch.Tensor] = {}
@@ -1148,7 +1157,9 @@ class _Pending:
         self.leaf_had_grad: set[int] = set()  # leaves whose .grad was already non-zero
         self.grads_changed: list[int] = []  # leaves whose .grad changed before optimizer.step()
         for k, fn in enumerate(self.fn_nodes):
-            var = getattr(fn, "variable", None)
+            if type(fn) is not _ACCUMULATE_GRAD:
+                continue
+            var = fn.variable
             if isinstance(var, torch.Tensor):
                 self.leaf_tensor[k] = var
                 if self._keeps(k):
@@ -1175,7 +1186,7 @@ class _Pending:
         self._by_seq = sorted(
             (fn._sequence_nr(), k)
             for k, fn in enumerate(self.fn_nodes)
-            if k not in self.fn_rec and not hasattr(fn, "variable")
+            if k not in self.fn_rec and type(fn) is not _ACCUMULATE_GRAD
         )
         return self._assign(session._block_spans)
 
@@ -1834,8 +1845,10 @@ class Tracer:
     in the block's scope, else the last scalar computed) is explained instead.
     """
 
-    def __init__(self, step: int = 1, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> None:
-        self.session = Session(step=step, stop_when_done=False, keep_elements=keep_elements)
+    def __init__(
+        self, step: int = 1, keep_elements: int = DEFAULT_KEEP_ELEMENTS, record: RecordOptions | None = None
+    ) -> None:
+        self.session = Session(step=step, stop_when_done=False, keep_elements=keep_elements, record=record)
         self.result: Trace | None = None
         self._cm: Any = None
 
@@ -1857,13 +1870,21 @@ class Tracer:
         self.result = self.session.finish(namespace)
 
 
-def trace_call(fn: Callable[..., Any], *args: Any, step: int = 1, keep_elements: int = DEFAULT_KEEP_ELEMENTS, **kwargs: Any) -> Trace:
+def trace_call(
+    fn: Callable[..., Any],
+    *args: Any,
+    step: int = 1,
+    keep_elements: int = DEFAULT_KEEP_ELEMENTS,
+    record: RecordOptions | None = None,
+    **kwargs: Any,
+) -> Trace:
     """Call ``fn(*args, **kwargs)`` and trace the step it performs.
 
     If ``fn`` calls backward, that call is captured; otherwise, when it returns a
-    scalar tensor, the trace back-propagates from that value.
+    scalar tensor, the trace back-propagates from that value. ``record`` says which
+    repeated blocks of a large model to record op by op (`RecordOptions`).
     """
-    session = Session(step=step, stop_when_done=False, keep_elements=keep_elements)
+    session = Session(step=step, stop_when_done=False, keep_elements=keep_elements, record=record)
     with session.active():
         out = fn(*args, **kwargs)
     # Names for the tensors: the caller's variables and those the callable closes over.

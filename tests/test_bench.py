@@ -23,7 +23,7 @@ def test_bench_quick_prints_the_ratios() -> None:
     rows = [line.strip("|").split(" | ") for line in r.stdout.splitlines() if line.startswith("| ")]
     header, body = [c.strip() for c in rows[0]], [[c.strip() for c in row] for row in rows[1:]]
     assert [row[0] for row in body] == ["linear regression", "MLP", "small CNN"]
-    for col in ("trace ratio", "default ratio", "expanded ratio"):
+    for col in ("in-step ratio", "trace+graph ratio", "full trace ratio", "default ratio", "expanded ratio"):
         i = header.index(col)
         for row in body:
             assert RATIO.match(row[i]), (col, row[i])

@@ -1,0 +1,235 @@
+"""Large models: repeated blocks traced by their outputs, the engine's order, the CLI paths.
+
+The light trace of a large model must give the same graph structure, the same
+backward order and the same numbers wherever it keeps numbers as the full trace
+(every op recorded), and the same default picture.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from conftest import ROOT, run_cli
+from hypothesis import HealthCheck, given, settings
+from test_numbers import leaf_values, no_keep, programs, run_program
+
+from explainer.fold import fold_for_display
+from explainer.graph import build_graph
+from explainer.trace import LARGE_MODEL_MODULES, RecordOptions, Session, engine_order, trace_call
+
+sys.path.insert(0, str(ROOT / "bench"))
+import models  # noqa: E402
+
+FULL = 10**9
+
+
+# ------------------------------------------------------------------ engine order
+
+
+def _true_order(loss: torch.Tensor) -> tuple[list[int], list[list[tuple[int, int]]], list[int]]:
+    """Run backward with a pre-hook on every node: the order autograd really used.
+
+    Returns that order (as BFS keys), each node's children and sequence numbers.
+    """
+    nodes, index, children = [loss.grad_fn], {loss.grad_fn: 0}, []
+    for fn in nodes:
+        kids = []
+        for child, nr in fn.next_functions:
+            if child is None:
+                kids.append((-1, nr))
+                continue
+            if child not in index:
+                index[child] = len(nodes)
+                nodes.append(child)
+            kids.append((index[child], nr))
+        children.append(kids)
+    ran: list[int] = []
+    handles = [fn.register_prehook(lambda grads, k=k: ran.append(k)) for k, fn in enumerate(nodes)]
+    loss.backward()
+    for h in handles:
+        h.remove()
+    return ran, children, [fn._sequence_nr() for fn in nodes]
+
+
+@pytest.mark.parametrize("make", [models.mlp, models.small_cnn, models.resnet18, lambda: models.transformer(2)],
+                         ids=["mlp", "cnn", "resnet18", "transformer2"])
+def test_engine_order_is_the_order_autograd_runs(make) -> None:
+    case = make()
+    loss = case.loss()
+    ran, children, seq = _true_order(loss)
+    assert len(ran) == len(children)
+    assert engine_order(children, seq) == ran
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=programs, values=leaf_values)
+def test_engine_order_on_random_programs(program, values) -> None:
+    # Several leaves, used several times: AccumulateGrad nodes tie in the ready queue.
+    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    loss = run_program(program, leaves, no_keep)
+    ran, children, seq = _true_order(loss)
+    assert engine_order(children, seq) == ran
+
+
+# ------------------------------------------------------------------ light vs full
+
+
+@pytest.fixture(scope="module")
+def transformer_traces():
+    """Transformer-6 (above the large-model threshold) traced light (default) and in full."""
+    graphs = {}
+    for mode, options in (("light", RecordOptions()), ("full", RecordOptions(everything=True))):
+        case = models.transformer(6)
+        session = Session(record=options)
+        with session.active():
+            case.step()
+        graphs[mode] = build_graph(session.finish({"model": case.model}), max_elements=FULL)
+    return graphs["light"], graphs["full"]
+
+
+def test_transformer_is_large_and_its_layers_are_light(transformer_traces) -> None:
+    light, full = transformer_traces
+    assert len(list(models.transformer(6).model.modules())) > LARGE_MODEL_MODULES
+    assert light.graph["light"] == [f"model.encoder.layers.{i}" for i in range(6)]
+    assert full.graph["light"] == []
+    assert any("repeated blocks" in n for n in light.graph["notes"])
+    inside = [n for n, d in light.nodes(data=True) if (d["module"] or "").startswith("model.encoder.layers.")]
+    assert inside and sum(light.nodes[n]["value"] is None for n in inside) > 0.9 * len(inside)
+
+
+def test_light_trace_has_the_full_structure_and_order(transformer_traces) -> None:
+    light, full = transformer_traces
+    assert list(light.nodes) == list(full.nodes)
+    assert sorted(light.edges) == sorted(full.edges)
+    assert light.graph["backward_order"] == full.graph["backward_order"]
+    for n in full.nodes:
+        a, b = light.nodes[n], full.nodes[n]
+        for key in ("kind", "op", "autograd", "shape", "dtype", "module", "backward_step", "label"):
+            assert a[key] == b[key], (n, key, a[key], b[key])
+    for u, v in full.edges:
+        assert light.edges[u, v]["backward_step"] == full.edges[u, v]["backward_step"], (u, v)
+
+
+def test_light_trace_numbers_equal_the_full_trace(transformer_traces) -> None:
+    light, full = transformer_traces
+    kept = 0
+    for n, d in light.nodes(data=True):
+        for key in ("value", "grad"):
+            if d[key] is not None:
+                kept += 1
+                np.testing.assert_array_equal(np.asarray(d[key]), np.asarray(full.nodes[n][key]), err_msg=f"{n} {key}")
+        if d["update"] is not None:
+            assert d["update"] == full.nodes[n]["update"]
+    for u, v, d in light.edges(data=True):
+        if d["grad"] is not None:
+            np.testing.assert_array_equal(np.asarray(d["grad"]), np.asarray(full.edges[u, v]["grad"]))
+    assert kept > 30
+    # Every node outside the blocks keeps its numbers.
+    for n, d in light.nodes(data=True):
+        if d["kind"] in ("op", "loss") and not (d["module"] or "").startswith("model.encoder.layers."):
+            assert d["value"] is not None and d["grad"] is not None, n
+
+
+def test_light_trace_draws_the_same_default_picture(transformer_traces) -> None:
+    light, full = transformer_traces
+    a, b = fold_for_display(light), fold_for_display(full)
+    assert a.depth == b.depth == 3
+    assert list(a.graph.nodes) == list(b.graph.nodes)
+    for n in a.graph.nodes:
+        for key in ("label", "value", "grad", "backward_step", "repeat"):
+            assert a.graph.nodes[n].get(key) == b.graph.nodes[n].get(key), (n, key)
+    for u, v in a.graph.edges:
+        assert a.graph.edges[u, v]["grad"] == b.graph.edges[u, v]["grad"], (u, v)
+
+
+def test_block_outputs_match_autograd() -> None:
+    """The value and gradient kept for each block are its output's, as autograd computes them."""
+    case = models.transformer(6)
+    g = build_graph(trace_call(case.step), max_elements=FULL)
+    outs: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, args: object, out: torch.Tensor) -> None:
+        out.retain_grad()
+        outs.append(out)
+
+    handles = [layer.register_forward_hook(keep) for layer in case.model.encoder.layers]
+    case.step()
+    for h in handles:
+        h.remove()
+    from explainer.fold import fold
+
+    view = fold(g, 3, repeats=False)
+    for i, out in enumerate(outs):
+        d = view.nodes[f"m:model.encoder.layers.{i}"]
+        np.testing.assert_array_equal(np.asarray(d["value"], dtype=np.float32), out.detach().numpy())
+        np.testing.assert_array_equal(np.asarray(d["grad"], dtype=np.float32), out.grad.numpy())
+
+
+def test_small_models_are_traced_in_full() -> None:
+    case = models.resnet18()  # a Sequential of 2 identical blocks: not a run of REPEAT_MIN
+    g = build_graph(trace_call(case.step))
+    assert g.graph["light"] == []
+    assert all(d["value"] is not None for _, d in g.nodes(data=True) if d["kind"] in ("op", "loss", "param"))
+
+
+def test_modes_are_restored_when_a_block_raises() -> None:
+    class Boom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] == 3:
+                raise ValueError("bad batch")
+            return self.fc(x)
+
+    model = nn.Sequential(*[Boom() for _ in range(30)])
+    assert len(list(model.modules())) > LARGE_MODEL_MODULES
+
+    def step() -> None:
+        try:
+            model(torch.randn(3, 4))
+        except ValueError:
+            pass
+        model(torch.randn(2, 4)).sum().backward()
+
+    g = build_graph(trace_call(step))
+    assert torch._C._len_torch_dispatch_stack() == 0
+    assert torch._C._len_torch_function_stack() == 0
+    assert len(g.graph["light"]) == 30
+    # The failed call left nothing open: the next forward was traced as usual.
+    assert g.nodes[g.graph["loss"]]["value"] is not None
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_cli_records_what_the_diagram_opens(tmp_path) -> None:
+    script = ROOT / "bench" / "transformer_step.py"
+    runs = {
+        "default": (),
+        "expand": ("--expand", "model.encoder.layers.2"),
+        "depth": ("--depth", "4"),
+        "full": ("--full-trace",),
+    }
+    graphs = {}
+    for name, opts in runs.items():
+        out = tmp_path / name
+        proc = run_cli(str(script), "--out", str(out), "--format", "svg", *opts, "--", "--layers", "6")
+        assert proc.returncode == 0, proc.stderr
+        graphs[name] = json.loads((out / "graph.json").read_text())["graph"]
+        if name == "default":
+            assert "repeated blocks" in proc.stdout and "--full-trace" in proc.stdout
+            assert "inside the repeated blocks" in proc.stdout  # the parameter table says what it left out
+    assert graphs["default"]["light"] == [f"model.encoder.layers.{i}" for i in range(6)]
+    assert graphs["expand"]["light"] == [f"model.encoder.layers.{i}" for i in (0, 1, 3, 4, 5)]
+    assert graphs["depth"]["light"] == []
+    assert graphs["full"]["light"] == []
+    # The expanded block is drawn with its numbers.
+    svg = (tmp_path / "expand" / "graph.svg").read_text()
+    assert "self_attn" in svg and "layers.3–5" in svg and "layers.0–1" in svg
