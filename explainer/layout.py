@@ -49,15 +49,19 @@ def dot_binary() -> str:
     return path
 
 
-def run_dot(source: str, outputs: dict[str, Path] | None = None, timeout: float = 600.0) -> Layout:
+def run_dot(
+    source: str, outputs: dict[str, Path] | None = None, timeout: float = 600.0, positions: bool = True
+) -> Layout | None:
     """Lay out ``source`` once; write ``outputs`` ({format: path}) from the same layout.
 
+    Returns the positions, unless ``positions`` is False (only files wanted: writing and
+    reading them back costs a sixth of dot's time on a large graph); then None.
     Raises `GraphvizError` with dot's own message when it fails.
     """
     outputs = outputs or {}
     with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
         layout_path = Path(tmp) / "layout.json"
-        cmd = [dot_binary(), "-Tjson0", f"-o{layout_path}"]
+        cmd = [dot_binary()] + (["-Tjson0", f"-o{layout_path}"] if positions else [])
         for fmt, path in outputs.items():
             cmd += [f"-T{fmt}", f"-o{path}"]
         try:
@@ -69,6 +73,8 @@ def run_dot(source: str, outputs: dict[str, Path] | None = None, timeout: float 
         if proc.returncode != 0:
             msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GraphvizError(f"dot failed: {msg[-1] if msg else 'no message'}")
+        if not positions:
+            return None
         return parse_layout(json.loads(layout_path.read_text(encoding="utf-8")))
 
 

@@ -1084,20 +1084,57 @@ class _Pending:
         self.const_pre = session._const_pre
         self.optimizer: torch.optim.Optimizer | None = None
         self.opt_info: OptimizerInfo | None = None
-        self.before_step_values: dict[int, TensorValue] = {}
-        self.updates: dict[int, ParamUpdate] = {}
         self._hook_handles: list[Any] = []
-        self.order: list[int] = []
-        self.grad_in: dict[int, list[TensorValue | None]] = {}
-        self.grad_out: dict[int, list[TensorValue | None]] = {}
-        self.flowed: dict[int, tuple[bool, ...]] = {}
         self._grad_cache: dict[int, tuple[torch.Tensor, int, TensorValue]] = {}
 
-        # Autograd nodes reachable from the root, in a deterministic BFS, and each node's
-        # inputs as (key or -1, output_nr): ``next_functions`` builds new tuples on every read.
-        self.fn_nodes: list[Any] = [root.grad_fn]
-        self.fn_index: dict[Any, int] = {root.grad_fn: 0}
+        # What the step itself must do is kept small: hooks, and the numbers that could
+        # change later (leaves, before the optimizer). The graph is walked after backward.
+        self.block_values = session._block_values
+        self.block_spans = session._block_spans
+        self.inner_spans = session._spans
+        self.light_stacks = list(session._light_blocks.values())
+        self.fn_nodes: list[Any] = []
+        self.fn_index: dict[Any, int] = {}
         self.children: list[list[tuple[int, int]]] = []
+        self.kept: set[int] | None = None  # keys whose numbers are kept (None: all)
+        if self.block_spans:
+            # A large model's blocks ran unrecorded: hook only the nodes outside them,
+            # the blocks' outputs and the leaves those use (`_outside_nodes`).
+            hooked = self._outside_nodes(root)
+            self._kept_fns: set[Any] | None = set(hooked)
+        else:
+            self._index_graph(root)
+            hooked, self._kept_fns = self.fn_nodes, None
+        self._hooked = hooked
+        # Hooks report by node; turned into keys once the graph is walked (`after_backward`).
+        self._order_fns: list[Any] = []
+        self._grad_in_fn: dict[Any, list[TensorValue | None]] = {}
+        self._grad_out_fn: dict[Any, list[TensorValue | None]] = {}
+        self._flowed_fn: dict[Any, tuple[bool, ...]] = {}
+        # Leaves' values before backward and the optimizer can touch them.
+        self._leaf_value_fn: dict[Any, TensorValue] = {}
+        self._had_grad_fns: set[Any] = set()  # leaves whose .grad was already non-zero
+        for fn in hooked:
+            if type(fn) is not _ACCUMULATE_GRAD:
+                continue
+            var = fn.variable
+            if isinstance(var, torch.Tensor):
+                self._leaf_value_fn[fn] = snapshot(var, self.keep)
+                if var.grad is not None and bool(var.grad.detach().ne(0).any()):
+                    self._had_grad_fns.add(fn)
+        # The optimizer step, by node: values before and after, and leaves whose .grad
+        # changed between backward and the step (gradient clipping).
+        self._before_step_fn: dict[Any, TensorValue] = {}
+        self._updates_fn: dict[Any, ParamUpdate] = {}
+        self._changed_fns: list[Any] = []
+
+    def _index_graph(self, root: torch.Tensor) -> None:
+        """Number the autograd nodes reachable from the root (a deterministic BFS) and
+        note each one's inputs as (key or -1, output_nr): ``next_functions`` builds new
+        tuples on every read."""
+        self.fn_nodes = [root.grad_fn]
+        self.fn_index = {root.grad_fn: 0}
+        self.children = []
         index, nodes = self.fn_index, self.fn_nodes
         for fn in nodes:  # grows as it goes
             kids = []
@@ -1112,66 +1149,69 @@ class _Pending:
                 kids.append((c, nr))
             self.children.append(kids)
 
+    def _outside_nodes(self, root: torch.Tensor) -> list[Any]:
+        """The root, the recorded ops' nodes, the blocks' output nodes, the leaves they use.
+
+        Some may belong to another forward pass (not reachable from the root): their
+        hooks never run and `after_backward` leaves them out.
+        """
+        ops: dict[Any, None] = {root.grad_fn: None}
+        for rec in self.records:
+            for j, t in enumerate(rec.outs):
+                fn = rec.pre_mutation_fn.get(j, (t.grad_fn, 0))[0]
+                if fn is not None:
+                    ops[fn] = None
+        nodes = dict(ops)
+        for fn, _ in self.block_values:
+            nodes[fn] = None
+        for fn in ops:
+            for child, _ in fn.next_functions:
+                if type(child) is _ACCUMULATE_GRAD:
+                    nodes[child] = None
+        return list(nodes)
+
+    def _index_records(self) -> None:
+        """After backward: the graph's keys, and what the step noted, by key."""
+        if not self.fn_nodes:
+            self._index_graph(self.root)
+        index = self.fn_index
+        self.order = [index[fn] for fn in self._order_fns if fn in index]
+        self.grad_in = {index[fn]: v for fn, v in self._grad_in_fn.items() if fn in index}
+        self.grad_out = {index[fn]: v for fn, v in self._grad_out_fn.items() if fn in index}
+        self.flowed = {index[fn]: v for fn, v in self._flowed_fn.items() if fn in index}
+        if self._kept_fns is not None:
+            self.kept = {index[fn] for fn in self._kept_fns if fn in index}
+        self.leaf_tensor: dict[int, torch.Tensor] = {}
+        for k, fn in enumerate(self.fn_nodes):
+            if type(fn) is _ACCUMULATE_GRAD and isinstance(fn.variable, torch.Tensor):
+                self.leaf_tensor[k] = fn.variable
+        self.leaf_value = {index[fn]: v for fn, v in self._leaf_value_fn.items() if fn in index}
+        self.leaf_had_grad = {index[fn] for fn in self._had_grad_fns if fn in index}
+        self.leaf_grad = {index[fn]: v for fn, v in self._leaf_grad_fn.items() if fn in index}
+        self.updates = {index[fn]: u for fn, u in self._updates_fn.items() if fn in index}
+        self.grads_changed = [index[fn] for fn in self._changed_fns if fn in index]
+
         # Forward values: match recorded op outputs to the nodes that produced them.
         self.fn_value: dict[tuple[int, int], TensorValue] = {}
         self.fn_rec: dict[int, _Rec] = {}
-        for rec in self.records:
-            for j, t in enumerate(rec.outs):
-                # An in-place op later gave the tensor a new grad_fn: this op's node
-                # is the one it had just before.
-                fn, nr = rec.pre_mutation_fn.get(j, (t.grad_fn, t.output_nr))
-                if fn is None or fn not in self.fn_index:
-                    continue
-                k = self.fn_index[fn]
-                if j in rec.pre_mutation:
-                    val = rec.pre_mutation[j]
-                else:
-                    val = snapshot(t, self.keep)
-                self.fn_value.setdefault((k, nr), val)
-                self.fn_rec.setdefault(k, rec)
-        # The module each recorded op ran in; ops of unrecorded blocks by their sequence numbers.
-        self.fn_modules: dict[int, tuple[torch.nn.Module, ...]] = {k: rec.modules for k, rec in self.fn_rec.items()}
-        self.unrecorded = self._attribute_unrecorded(session)
-        self.light_stacks = list(session._light_blocks.values())
-        for (fn, nr), val in session._block_values.items():
-            k = self.fn_index.get(fn)
+        for rec, fn, nr, val in self._rec_outs:
+            k = index.get(fn)
             if k is not None:
                 self.fn_value.setdefault((k, nr), val)
-        # Which nodes' gradients to keep: all, unless blocks ran unrecorded; then those
-        # with a value, the nodes outside the blocks and the leaves those use.
-        self.kept: set[int] | None = None
-        if self.unrecorded:
-            nodes = self.fn_nodes
-            outside = [
-                k for k, fn in enumerate(nodes) if k not in self.unrecorded and type(fn) is not _ACCUMULATE_GRAD
-            ]
-            self.kept = set(outside)
-            self.kept.update(k for k, _ in self.fn_value)
-            for k in outside:
-                for c, _ in self.children[k]:
-                    if c >= 0 and type(nodes[c]) is _ACCUMULATE_GRAD:
-                        self.kept.add(c)
-        # Leaves' values before backward and the optimizer can touch them.
-        self.leaf_tensor: dict[int, torch.Tensor] = {}
-        self.leaf_value: dict[int, TensorValue] = {}
-        self.leaf_had_grad: set[int] = set()  # leaves whose .grad was already non-zero
-        self.grads_changed: list[int] = []  # leaves whose .grad changed before optimizer.step()
-        for k, fn in enumerate(self.fn_nodes):
-            if type(fn) is not _ACCUMULATE_GRAD:
-                continue
-            var = fn.variable
-            if isinstance(var, torch.Tensor):
-                self.leaf_tensor[k] = var
-                if self._keeps(k):
-                    self.leaf_value[k] = snapshot(var, self.keep)
-                if var.grad is not None and bool(var.grad.detach().ne(0).any()):
-                    self.leaf_had_grad.add(k)
+                self.fn_rec.setdefault(k, rec)
+        for (fn, nr), val in self.block_values.items():
+            k = index.get(fn)
+            if k is not None:
+                self.fn_value.setdefault((k, nr), val)
+        # The module each recorded op ran in; ops of unrecorded blocks by their sequence numbers.
+        self.fn_modules: dict[int, tuple[torch.nn.Module, ...]] = {k: rec.modules for k, rec in self.fn_rec.items()}
+        self.unrecorded = self._attribute_unrecorded()
 
     def _keeps(self, k: int) -> bool:
         """Does the trace keep node ``k``'s numbers (value, gradient, update)?"""
         return self.kept is None or k in self.kept
 
-    def _attribute_unrecorded(self, session: Session) -> set[int]:
+    def _attribute_unrecorded(self) -> set[int]:
         """Give the ops of unrecorded blocks their block; return their keys.
 
         Autograd numbers nodes in creation order, and each module call inside a block
@@ -1179,16 +1219,15 @@ class _Pending:
         span holds its number. Blocks here; the calls inside them in `build`, after the
         step (`_attribute_inner`).
         """
-        self._inner_spans = list(session._spans)
         self._by_seq: list[tuple[int, int]] = []
-        if not session._block_spans:
+        if not self.block_spans:
             return set()
         self._by_seq = sorted(
             (fn._sequence_nr(), k)
             for k, fn in enumerate(self.fn_nodes)
             if k not in self.fn_rec and type(fn) is not _ACCUMULATE_GRAD
         )
-        return self._assign(session._block_spans)
+        return self._assign(self.block_spans)
 
     def _assign(self, spans: list[tuple[tuple[torch.nn.Module, ...], int, int]]) -> set[int]:
         import bisect
@@ -1204,8 +1243,8 @@ class _Pending:
         return found
 
     def _attribute_inner(self) -> None:
-        if self._by_seq and self._inner_spans:
-            self._assign(self._inner_spans)
+        if self._by_seq and self.inner_spans:
+            self._assign(self.inner_spans)
 
     # hooks
     def install_hooks(self) -> None:
@@ -1214,9 +1253,8 @@ class _Pending:
         # A pre-hook as well would double the Python calls for nothing.
         # Inside unrecorded blocks no hooks at all: their order is worked out afterwards
         # (`_engine_order`) and checked against the hooked nodes'.
-        for k, fn in enumerate(self.fn_nodes):
-            if self._keeps(k):
-                self._hook_handles.append(fn.register_hook(self._make_post(k)))
+        for fn in self._hooked:
+            self._hook_handles.append(fn.register_hook(self._make_post(fn)))
 
     def remove_hooks(self) -> None:
         for h in self._hook_handles:
@@ -1245,19 +1283,20 @@ class _Pending:
         self._grad_cache[id(g)] = (g, g._version, value)
         return value
 
-    def _make_post(self, k: int) -> Callable[..., None]:
+    def _make_post(self, fn: Any) -> Callable[..., None]:
         # Slots that feed the same input node (x * x): one graph edge, whose gradient is
         # their sum. Summed here, as tensors, so it is exact for large (summarised) ones too.
-        by_child: dict[int, list[int]] = {}
-        for slot, (c, _) in enumerate(self.children[k]):
-            if c >= 0:
-                by_child.setdefault(c, []).append(slot)
+        inputs = [child for child, _ in fn.next_functions]
+        by_child: dict[Any, list[int]] = {}
+        for slot, child in enumerate(inputs):
+            if child is not None:
+                by_child.setdefault(child, []).append(slot)
         repeats = [slots for slots in by_child.values() if len(slots) > 1]
         # Edge gradients where both ends keep their numbers (all of them, unless blocks
         # ran unrecorded: then an edge into a block's inside is never drawn).
         kept_slots = None
-        if self.kept is not None:
-            kept_slots = tuple(c >= 0 and c in self.kept for c, _ in self.children[k])
+        if self._kept_fns is not None:
+            kept_slots = tuple(child is not None and child in self._kept_fns for child in inputs)
 
         def post(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             grads = list(grad_inputs)
@@ -1270,49 +1309,61 @@ class _Pending:
                     grads[slots[0]] = total
                     for i in slots[1:]:
                         grads[i] = None  # already in the first slot's sum
-            self.order.append(k)
-            self.flowed[k] = tuple(isinstance(g, torch.Tensor) for g in grads)
-            self.grad_in[k] = self._snap_all(grad_outputs)
+            self._order_fns.append(fn)
+            self._flowed_fn[fn] = tuple(isinstance(g, torch.Tensor) for g in grads)
+            self._grad_in_fn[fn] = self._snap_all(grad_outputs)
             if kept_slots is not None:
                 grads = [g if i < len(kept_slots) and kept_slots[i] else None for i, g in enumerate(grads)]
-            self.grad_out[k] = self._snap_all(tuple(grads))
+            self._grad_out_fn[fn] = self._snap_all(tuple(grads))
 
         return post
 
     def after_backward(self) -> None:
-        self.leaf_grad: dict[int, TensorValue | None] = {}
-        for k, var in self.leaf_tensor.items():
-            if not self._keeps(k):
-                continue
-            flowed = self.grad_in.get(k)
-            if flowed and flowed[0] is not None and k not in self.leaf_had_grad and var.grad is not None:
+        """Right after backward, before an optimizer can change anything: the leaves'
+        ``.grad`` and the recorded ops' values, by node (keys come in `_index_records`)."""
+        self._leaf_grad_fn: dict[Any, TensorValue | None] = {}
+        for fn in self._leaf_value_fn:
+            var = fn.variable
+            flowed = self._grad_in_fn.get(fn)
+            if flowed and flowed[0] is not None and fn not in self._had_grad_fns and var.grad is not None:
                 # .grad was empty before, so it now holds just what flowed in: no second copy.
-                self.leaf_grad[k] = flowed[0]
+                self._leaf_grad_fn[fn] = flowed[0]
             else:
-                self.leaf_grad[k] = snapshot(var.grad, self.keep) if var.grad is not None else None
+                self._leaf_grad_fn[fn] = snapshot(var.grad, self.keep) if var.grad is not None else None
+        # Each output's node is read now: a view's grad_fn is made anew once its base
+        # changes in place (an optimizer step on a weight changes weight.t()'s).
+        self._rec_outs: list[tuple[_Rec, Any, int, TensorValue]] = []
+        for rec in self.records:
+            for j, t in enumerate(rec.outs):
+                # An in-place op later gave the tensor a new grad_fn: this op's node
+                # is the one it had just before.
+                fn, nr = rec.pre_mutation_fn.get(j, (t.grad_fn, t.output_nr))
+                if fn is None or not (fn in self.fn_index or (self._kept_fns is not None and fn in self._kept_fns)):
+                    continue
+                value = rec.pre_mutation[j] if j in rec.pre_mutation else snapshot(t, self.keep)
+                self._rec_outs.append((rec, fn, nr, value))
 
     # optimizer
     def before_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.optimizer is not None:
             return
-        ours = {id(t): k for k, t in self.leaf_tensor.items()}
+        ours = {id(fn.variable): fn for fn in self._leaf_value_fn}
         hit = False
-        changed: list[int] = []
+        changed: list[Any] = []
         for group in optimizer.param_groups:
             for p in group["params"]:
-                if id(p) in ours:
-                    hit = True
-                    k = ours[id(p)]
-                    if not self._keeps(k):
-                        continue
-                    self.before_step_values[k] = snapshot(p, self.keep)
-                    seen = self.leaf_grad.get(k)
-                    if p.grad is not None and seen is not None and seen.data is not None:
-                        now = snapshot(p.grad, self.keep)
-                        if now.data is not None and not _same(seen.data, now.data):
-                            changed.append(k)
+                fn = ours.get(id(p))
+                if fn is None:
+                    continue
+                hit = True
+                self._before_step_fn[fn] = snapshot(p, self.keep)
+                seen = self._leaf_grad_fn.get(fn)
+                if p.grad is not None and seen is not None and seen.data is not None:
+                    now = snapshot(p.grad, self.keep)
+                    if now.data is not None and not _same(seen.data, now.data):
+                        changed.append(fn)
         if changed:
-            self.grads_changed = changed
+            self._changed_fns = changed
         if hit:
             self.optimizer = optimizer
             group = optimizer.param_groups[0]
@@ -1329,14 +1380,14 @@ class _Pending:
             self.opt_info = OptimizerInfo(type(optimizer).__name__, hyper)
 
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
-        ours = {id(t): k for k, t in self.leaf_tensor.items()}
+        ours = {id(fn.variable): fn for fn in self._before_step_fn}
         for group in optimizer.param_groups:
             lr = group.get("lr")
             lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
             for p in group["params"]:
-                k = ours.get(id(p))
-                if k is not None and k in self.before_step_values:
-                    self.updates[k] = ParamUpdate(self.before_step_values[k], snapshot(p, self.keep), lr)
+                fn = ours.get(id(p))
+                if fn is not None:
+                    self._updates_fn[fn] = ParamUpdate(self._before_step_fn[fn], snapshot(p, self.keep), lr)
 
     def _manual_updates(self) -> None:
         """Leaves changed after backward without an optimizer: a hand-written update."""
@@ -1447,6 +1498,7 @@ class _Pending:
 
     # build
     def build(self) -> Trace:
+        self._index_records()
         self._attribute_inner()
         self._manual_updates()
         self._named_tensors()

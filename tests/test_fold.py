@@ -242,7 +242,7 @@ def test_auto_fold_threshold_and_message() -> None:
 
 def test_folded_diagram_renders(tmp_path) -> None:
     g, _ = _stack()
-    layout, paths = render_static(fold(g, 2), tmp_path, DiagramOptions(), ("svg",))
+    layout, paths = render_static(fold(g, 2), tmp_path, DiagramOptions(), ("svg",), positions=True)
     assert "m:model.layers.0-3" in layout.nodes
     svg = html.unescape(paths["svg"].read_text())
     assert "layers.0–3" in svg and "--expand model.layers.0" in svg

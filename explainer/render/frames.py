@@ -186,7 +186,7 @@ def diagram_svg(g: nx.DiGraph, opts: DiagramOptions) -> str:
     source = to_dot(g, replace(opts, legend=False, title_bar=False, rankdir=rankdir))
     with tempfile.TemporaryDirectory(prefix="explain-graph-svg-") as tmp:
         path = Path(tmp) / "diagram.svg"
-        run_dot(source, {"svg": path})
+        run_dot(source, {"svg": path}, positions=False)
         return path.read_text(encoding="utf-8")
 
 

@@ -341,11 +341,19 @@ def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> s
 
 
 def render_static(
-    g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = None, formats: tuple[str, ...] = FORMATS, stem: str = "graph"
-) -> tuple[Layout, dict[str, Path]]:
-    """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout."""
+    g: nx.DiGraph,
+    out_dir: Path,
+    opts: DiagramOptions | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    stem: str = "graph",
+    positions: bool = False,
+) -> tuple[Layout | None, dict[str, Path]]:
+    """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout.
+
+    With ``positions``, also return that layout's `Layout` (else None).
+    """
     opts = opts or DiagramOptions()
     source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
-    layout = run_dot(source, paths)
+    layout = run_dot(source, paths, positions=positions)
     return layout, paths
