@@ -233,3 +233,21 @@ def test_cli_records_what_the_diagram_opens(tmp_path) -> None:
     # The expanded block is drawn with its numbers.
     svg = (tmp_path / "expand" / "graph.svg").read_text()
     assert "self_attn" in svg and "layers.3–5" in svg and "layers.0–1" in svg
+
+
+def test_notebook_show_records_what_it_opens(capsys) -> None:
+    import explainer
+
+    case = models.transformer(6)
+    model, criterion, tokens, labels = case.model, case.criterion, case.x, case.y
+    with explainer.show(expand=["model.encoder.layers.2"]) as s:
+        loss = criterion(model(tokens), labels)
+        loss.backward()
+    assert s.graph.graph["light"] == [f"model.encoder.layers.{i}" for i in (0, 1, 3, 4, 5)]
+    opened = [d for _, d in s.diagram.shown.nodes(data=True) if d.get("module") == "model.encoder.layers.2"]
+    assert opened and all(d["value"] is not None for d in opened)
+    with explainer.show(full_trace=True) as s:
+        loss = criterion(model(tokens), labels)
+        loss.backward()
+    assert s.graph.graph["light"] == []
+    assert "explainer.Diagram" in capsys.readouterr().out  # outside a notebook: printed
