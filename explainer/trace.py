@@ -446,9 +446,26 @@ class _Rec:
     versions: list[int]
     modules: tuple[torch.nn.Module, ...]
     call: str | None
+    stripped: bool = False  # args let go by a sweep: its outputs count as data
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
     #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
     pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
+
+
+#: Records are swept (`Session._sweep_constants`) after at least this many new ones, or
+#: once new outputs hold this many bytes; the newest `SWEEP_WINDOW` are never swept.
+SWEEP_MIN = 128
+SWEEP_BYTES = 64 * 2**20
+SWEEP_WINDOW = 32
+
+
+def _only_ours(outs: list[torch.Tensor]) -> bool:
+    """Are these tensors referenced only by the record's own list?
+
+    ``sys.getrefcount`` counts the list's reference, the loop variable and its own
+    argument: 3 means nobody else holds the tensor.
+    """
+    return all(sys.getrefcount(t) <= 3 for t in outs)
 
 
 class _StopScript(BaseException):
@@ -589,6 +606,13 @@ class Session:
         self.busy = False
         self.current_call: str | None = None
         self.records: list[_Rec] = []
+        self._rec_count = 0
+        self._replaying = False  # re-running recorded ops (`_replay`): they must stay whole
+        self._watch: list[_Rec] = []  # records a sweep looks at (`_sweep_constants`)
+        self._emptied = 0
+        self._since_sweep = 0  # records, and bytes of their outputs, since the last sweep
+        self._bytes_since_sweep = 0
+        self._sweep_at = SWEEP_MIN
         self._produced: dict[int, tuple[_Rec, int]] = {}  # id(tensor) -> (record, out index)
         self._const_pre: dict[int, TensorValue] = {}  # id(tensor) -> value before an in-place op
         self._in_optimizer = False
@@ -709,8 +733,9 @@ class Session:
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         outs = list(_tensors_in(out))
+        self._rec_count += 1
         rec = _Rec(
-            index=len(self.records),
+            index=self._rec_count,
             func=func,
             args=args,
             kwargs=kwargs,
@@ -720,8 +745,59 @@ class Session:
             call=self.current_call,
         )
         self.records.append(rec)
+        self._watch.append(rec)
         for i, t in enumerate(outs):
             self._produced[id(t)] = (rec, i)
+        # Whether an output requires grad is known only after this returns (autograd
+        # wraps the op above the dispatch mode): the sweep looks at it later.
+        self._since_sweep += 1
+        self._bytes_since_sweep += sum(t.numel() * t.element_size() for t in outs)
+        if (self._since_sweep > self._sweep_at or self._bytes_since_sweep > SWEEP_BYTES) and not self._replaying:
+            self._sweep_constants()
+
+    def _sweep_constants(self) -> None:
+        """Let go of what records of ops without gradients hold, once it is not needed.
+
+        Records hold their outputs and arguments, so a script that prepares data with
+        torch ops before training would otherwise keep every intermediate tensor alive
+        until its first backward (gigabytes for a preprocessing loop). A record of an op
+        without gradients is needed later only while its output is alive: as the
+        argument of a recorded op (named "dropout mask", say) or as data a loss computed
+        without backward is replayed from. So, older than the newest `SWEEP_WINDOW`
+        records (the last scalar computed may be the loss), such records let go of their
+        arguments (a replay starts from their outputs, as data) and are emptied once
+        nobody else holds their outputs.
+
+        Each sweep looks at the records made since the last one and at the ones still
+        holding live data, so it costs about what was recorded since; it runs when
+        those double in number or after `SWEEP_BYTES` of new outputs (bounded memory).
+        """
+        newest = self._rec_count - SWEEP_WINDOW
+        still: list[_Rec] = []
+        # Newest first: letting go of a record's arguments can free older records' outputs.
+        for rec in reversed(self._watch):
+            if rec.index > newest:
+                still.append(rec)
+                continue
+            if rec.pre_mutation or any(t.requires_grad for t in rec.outs):
+                continue  # part of a graph: kept until backward
+            rec.args, rec.kwargs, rec.stripped = (), {}, True
+            if _only_ours(rec.outs):
+                for t in rec.outs:
+                    if self._produced.get(id(t), (None,))[0] is rec:
+                        del self._produced[id(t)]
+                rec.outs = []
+                self._emptied += 1
+            else:
+                still.append(rec)
+        still.reverse()
+        self._watch = still
+        if self._emptied > len(self.records) // 2:
+            self.records = [r for r in self.records if r.outs or not r.stripped]
+            self._emptied = 0
+        self._since_sweep = 0
+        self._bytes_since_sweep = 0
+        self._sweep_at = max(len(still), SWEEP_MIN)
 
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
         """Keep what an in-place op is about to overwrite.
@@ -757,6 +833,11 @@ class Session:
 
     def _reset_records(self) -> None:
         self.records = []
+        self._watch = []
+        self._emptied = 0
+        self._since_sweep = 0
+        self._bytes_since_sweep = 0
+        self._sweep_at = SWEEP_MIN
         self._produced = {}
         self._const_pre = {}
         self._spans = []
@@ -976,7 +1057,12 @@ class Session:
             seen.add(id(t))
             hit = self._produced.get(id(t))
             is_named_leaf = t is not target and id(t) in names
-            if hit is None or is_named_leaf or friendly_op(hit[0].func) in {"lift_fresh", "lift", "lift_fresh_copy"}:
+            if (
+                hit is None
+                or is_named_leaf
+                or hit[0].stripped  # its inputs were let go (`_sweep_constants`): start here
+                or friendly_op(hit[0].func) in {"lift_fresh", "lift", "lift_fresh_copy"}
+            ):
                 leaves[id(t)] = t
                 continue
             rec = hit[0]
@@ -997,6 +1083,7 @@ class Session:
         with self.active():
             self.busy = False
             self.recording = True
+            self._replaying = True
             for idx in sorted(needed):
                 rec = needed[idx]
                 flat, spec = tree_flatten((rec.args, rec.kwargs))
@@ -1016,6 +1103,7 @@ class Session:
                     if id(old) in names:
                         new_names[id(new)] = names[id(old)]
             self.recording = False
+            self._replaying = False
         root = mapping[id(target)]
         return root, sorted(made), new_names
 

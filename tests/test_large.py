@@ -251,3 +251,55 @@ def test_notebook_show_records_what_it_opens(capsys) -> None:
         loss.backward()
     assert s.graph.graph["light"] == []
     assert "explainer.Diagram" in capsys.readouterr().out  # outside a notebook: printed
+
+
+# ------------------------------------------------------------------ memory
+
+
+def _held_bytes(session: Session) -> int:
+    from explainer.trace import _tensors_in
+
+    seen: dict[int, int] = {}
+    for rec in session.records:
+        for t in [*rec.outs, *_tensors_in((rec.args, rec.kwargs))]:
+            seen[id(t)] = t.numel() * t.element_size()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("rounds", [20, 200])
+def test_data_preparation_before_training_is_not_kept(rounds) -> None:
+    """A preprocessing loop's intermediates are let go: what the trace holds stays bounded."""
+    session = Session()
+    with session.active():
+        rows = []
+        for _ in range(rounds):
+            x = torch.randn(256, 256)  # 256 KiB each, several per round
+            x = (x - x.mean()) / x.std()
+            rows.append(x[:1, :4].clone())
+        held = _held_bytes(session)
+        data = torch.cat(rows)
+        model = nn.Linear(4, 1)
+        loss = nn.functional.mse_loss(model(data), data.sum(dim=1, keepdim=True))
+        loss.backward()
+    assert held < 80 * 2**20  # SWEEP_BYTES plus the newest records, not rounds x 1 MiB
+    g = build_graph(session.finish({"model": model, "data": data}), max_elements=FULL)
+    d = g.nodes[next(n for n, d in g.nodes(data=True) if d["label"] == "data")]
+    np.testing.assert_array_equal(np.asarray(d["value"], dtype=np.float32), data.numpy())
+    w = g.nodes[next(n for n, d in g.nodes(data=True) if d["label"] == "model.weight")]
+    np.testing.assert_array_equal(np.asarray(w["grad"], dtype=np.float32), model.weight.grad.numpy())
+
+
+def test_loss_without_backward_from_long_prepared_data() -> None:
+    """No backward: the replay starts from data whose preparation was let go."""
+    def step() -> torch.Tensor:
+        logits = torch.randn(4, 3)
+        for _ in range(200):  # many ops on data: the early ones are swept
+            logits = logits * 1.0
+        target = torch.tensor([0, 2, 1, 0])
+        return nn.functional.cross_entropy(logits, target)
+
+    g = build_graph(trace_call(step), max_elements=FULL)
+    loss = g.nodes[g.graph["loss"]]
+    assert loss["grad"] == 1.0 and isinstance(loss["value"], float)
+    assert any("require grad" in n for n in g.graph["notes"])
+    assert g.number_of_nodes() < 200  # from a prepared tensor, not all 200 multiplications back
