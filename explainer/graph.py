@@ -7,7 +7,9 @@ Graph attributes
     backward call), ``backward_order`` (node ids in the order backward ran them),
     ``first_nonfinite`` (id of the first node whose gradient held NaN/Inf, or null),
     ``optimizer`` ({name, hyper} or null), ``losses`` (loss of every backward call seen; NaN/Inf as strings),
-    ``modules`` ({path: class name}), ``notes`` (list of sentences), ``source`` (script
+    ``modules`` ({path: class name}), ``notes`` (list of sentences, in English), ``note_data``
+    (the same notes as ``{"key", "params"}``, which `explainer.text.notes_of` words in any
+    language), ``source`` (script
     path or null), ``max_elements``, ``light`` (module paths of repeated blocks of a large
     model whose ops were not recorded one by one: their nodes have structure, shape and
     backward step, but a value and gradient only where a block's output leaves it).
@@ -82,7 +84,8 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
         ),
         losses=[_py_number(x) for x in trace.losses],
         modules=dict(trace.modules),
-        notes=list(trace.notes),
+        notes=[str(n) for n in trace.notes],
+        note_data=[{"key": n.key, "params": dict(n.params)} for n in trace.notes],
         light=list(getattr(trace, "light", [])),
         source=trace.source,
         max_elements=max_elements,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .text import t, value_inline
+from .text import notes_of, t, value_inline
 
 #: Most parameter rows printed; the rest are counted (graph.json has them all).
 MAX_ROWS = 12
@@ -26,8 +26,8 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
         f"   [dim]{t('step', lang)} {g.graph.get('step', 1)}[/]",
         highlight=False,
     )
-    for note in g.graph.get("notes", []):
-        console.print(f"[yellow]note:[/] {e(note)}", highlight=False)
+    for note in notes_of(g, lang):
+        console.print(f"[yellow]{e(t('notes', lang))}:[/] {e(note)}", highlight=False)
     every_leaf = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
     # Parameters inside a large model's repeated blocks were traced without their numbers.
     leaves = [(n, d) for n, d in every_leaf if d.get("value") is not None]

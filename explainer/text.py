@@ -77,6 +77,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "before": "before update",
         "summary": "large tensor: statistics and first entries",
         "notes": "Notes",
+        "the_loss": "the loss",
+        "note_replayed": "The script never calls backward(): explain-graph made {made} require grad "
+        "and back-propagated from {root} for this trace.",
+        "note_no_backward": "The script never calls backward(): explain-graph back-propagated from {root}.",
+        "note_accumulated": "{names} already held gradients from an earlier backward() (no zero_grad() in "
+        "between), so after this one they hold the sum; the diagram shows the gradient of this backward() alone.",
+        "note_grads_changed": "{names} changed between backward() and optimizer.step() (e.g. gradient "
+        "clipping): the update used the changed gradient; the diagram shows the one backward() computed.",
+        "note_light": "Large model: inside the {count} repeated blocks {span} only each block's output "
+        "(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them.",
+        "note_order_unknown": "The backward order inside the repeated blocks could not be worked out; "
+        "their nodes show no step.",
     },
     "ko": {
         "value": "값",
@@ -145,6 +157,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "before": "업데이트 전",
         "summary": "큰 텐서: 통계와 앞부분 값",
         "notes": "참고",
+        "the_loss": "손실",
+        "note_replayed": "스크립트가 backward()를 호출하지 않아, explain-graph가 이 추적을 위해 {made}에 "
+        "requires_grad를 켜고 {root}에서 역전파했습니다.",
+        "note_no_backward": "스크립트가 backward()를 호출하지 않아, explain-graph가 {root}에서 역전파했습니다.",
+        "note_accumulated": "{names}에는 이전 backward()의 기울기가 남아 있었습니다(그 사이에 zero_grad() 없음). "
+        "그래서 이번 backward() 뒤에는 합이 들어 있고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
+        "note_grads_changed": "{names}가 backward()와 optimizer.step() 사이에 바뀌었습니다(예: 기울기 클리핑). "
+        "업데이트는 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
+        "note_light": "큰 모델: 반복 블록 {count}개({span}) 안에서는 연산마다가 아니라 블록의 출력(값과 기울기)만 "
+        "기록했습니다. --expand {first} 또는 --full-trace로 모두 기록합니다.",
+        "note_order_unknown": "반복 블록 안의 역전파 순서를 알아낼 수 없어, 그 노드들에는 단계 번호가 없습니다.",
     },
 }
 
@@ -166,6 +189,22 @@ def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = 4
         return ""
     lr = opt.get("hyper", {}).get("lr")
     return t(opt["name"], lang) + (f" lr = {fmt_number(lr, digits)}" if isinstance(lr, (int, float)) else "")
+
+
+def note_text(note: dict[str, Any], lang: str = "en") -> str:
+    """One note of the graph (``{"key", "params"}``, see `explainer.graph`) as a sentence."""
+    params = dict(note.get("params") or {})
+    if not params.get("root"):
+        params["root"] = t("the_loss", lang)
+    return t(note["key"], lang).format(**params)
+
+
+def notes_of(g: Any, lang: str = "en") -> list[str]:
+    """The graph's notes in ``lang`` (its English ``notes`` when it has no ``note_data``)."""
+    data = g.graph.get("note_data")
+    if not data:
+        return list(g.graph.get("notes", []))
+    return [note_text(n, lang) for n in data]
 
 
 def t(key: str, lang: str = "en") -> str:

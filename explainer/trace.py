@@ -147,6 +147,20 @@ class TraceEdge:
     flowed: bool = False  # a gradient flowed back along it (recorded in ``grad`` or not)
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something the reader should know about the trace, as a sentence's key and its
+    parts (`explainer.text` words it in each language)."""
+
+    key: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        from .text import note_text
+
+        return note_text({"key": self.key, "params": self.params})
+
+
 @dataclass
 class Trace:
     """Everything one trace recorded, as plain data."""
@@ -157,7 +171,7 @@ class Trace:
     backward_order: list[int]
     step: int = 1
     optimizer: OptimizerInfo | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     modules: dict[str, str] = field(default_factory=dict)  # path -> module class
     source: str | None = None
@@ -907,7 +921,7 @@ class Session:
         gradient: torch.Tensor | None,
         tensor_names: dict[int, str],
         module_names: dict[int, tuple[str, torch.nn.Module]],
-        notes: list[str] | None = None,
+        notes: list[Note] | None = None,
     ) -> _Pending:
         name = tensor_names.get(id(root), "the loss")
         if root.grad_fn is None:
@@ -1013,14 +1027,11 @@ class Session:
             root, made = target, []
         else:
             root, made, names = self._replay(target, names)
-        notes = []
+        notes: list[Note] = []
         if made:
-            notes.append(
-                f"The script never calls backward(): explain-graph made {', '.join(made)} require grad "
-                f"and back-propagated from {names.get(id(root), 'the last scalar')} for this trace."
-            )
+            notes.append(Note("note_replayed", {"made": ", ".join(made), "root": names.get(id(root), "")}))
         elif self.backward_calls == 0:
-            notes.append(f"The script never calls backward(): explain-graph back-propagated from {names.get(id(root), 'the loss')}.")
+            notes.append(Note("note_no_backward", {"root": names.get(id(root), "")}))
         with self.active():
             self.recording = False
             self.busy = True
@@ -1159,7 +1170,7 @@ class _Pending:
         root: torch.Tensor,
         tensor_names: dict[int, str],
         module_names: dict[int, tuple[str, torch.nn.Module]],
-        notes: list[str],
+        notes: list[Note],
     ) -> None:
         self.s = session
         self.keep = session.keep
@@ -1769,19 +1780,12 @@ class _Pending:
         for n in out_nodes:
             n.backward_step = step_of.get(n.key)
         if accumulated:
-            names = ", ".join(f"{a}.grad" for a in accumulated)
-            self.notes.append(
-                f"{names} already held gradients from an earlier backward() (no zero_grad() in between), "
-                "so after this one they hold the sum; the diagram shows the gradient of this backward() alone."
-            )
+            self.notes.append(Note("note_accumulated", {"names": ", ".join(f"{a}.grad" for a in accumulated)}))
         if self.grads_changed:
             names = ", ".join(
                 f"{out_nodes[new_id[('fn', k)]].name or 'a parameter'}.grad" for k in self.grads_changed if ("fn", k) in new_id
             )
-            self.notes.append(
-                f"{names} changed between backward() and optimizer.step() (e.g. gradient clipping): "
-                "the update used the changed gradient; the diagram shows the one backward() computed."
-            )
+            self.notes.append(Note("note_grads_changed", {"names": names}))
         used = {p for m in {n.module for n in out_nodes if n.module} for p in _prefixes(m)}
         light = sorted({p for mods in self.light_stacks if (p := self._module_path(mods)[0]) in used}, key=_natural)
         if light:
@@ -1813,9 +1817,7 @@ class _Pending:
         hooked = set(self.order)
         if [k for k in full if k in hooked] == self.order:
             return full
-        self.notes.append(
-            "The backward order inside the repeated blocks could not be worked out; their nodes show no step."
-        )
+        self.notes.append(Note("note_order_unknown", {}))
         return self.order
 
     def _module_ancestors(self, modules: dict[str, str]) -> None:
@@ -1930,14 +1932,11 @@ def _natural(path: str) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
 
 
-def _light_note(paths: list[str]) -> str:
-    """One sentence on the blocks recorded by their outputs only."""
+def _light_note(paths: list[str]) -> Note:
+    """The note on the blocks recorded by their outputs only."""
     first, last = paths[0], paths[-1]
     span = first if len(paths) == 1 else f"{first} … {last.rpartition('.')[2]}"
-    return (
-        f"Large model: inside the {len(paths)} repeated blocks {span} only each block's output "
-        f"(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them."
-    )
+    return Note("note_light", {"count": len(paths), "span": span, "first": first})
 
 
 def _submodule_names(root: torch.nn.Module) -> dict[int, str]:

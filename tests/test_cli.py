@@ -54,6 +54,7 @@ def test_cross_entropy_example_is_explained_without_backward(tmp_path) -> None:
     assert ops == ["log_softmax", "nll_loss"]
     assert any("never calls backward" in n for n in g["graph"]["notes"])
     assert "손실" in r.stdout
+    assert "참고: 스크립트가 backward()를 호출하지 않아" in r.stdout  # the note, in the labels' language
 
 
 def test_bad_option_is_a_usage_error(tmp_path) -> None:

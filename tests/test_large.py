@@ -303,3 +303,18 @@ def test_loss_without_backward_from_long_prepared_data() -> None:
     assert loss["grad"] == 1.0 and isinstance(loss["value"], float)
     assert any("require grad" in n for n in g.graph["notes"])
     assert g.number_of_nodes() < 200  # from a prepared tensor, not all 200 multiplications back
+
+
+def test_every_note_reads_in_both_languages() -> None:
+    from explainer.text import STRINGS, note_text
+    from explainer.trace import Note
+
+    params = {"made": "pred", "root": "loss", "names": "w.grad", "count": 24,
+              "span": "model.layers.0 … 23", "first": "model.layers.0"}
+    keys = [k for k in STRINGS["en"] if k.startswith("note_")]
+    assert len(keys) == 6
+    for key in keys:
+        assert key in STRINGS["ko"]
+        en, ko = note_text({"key": key, "params": params}), note_text({"key": key, "params": params}, "ko")
+        assert "{" not in en and "{" not in ko and en != ko
+    assert str(Note("note_no_backward", {"root": ""})).endswith("from the loss.")

@@ -166,6 +166,10 @@ def test_korean_dark_deck_has_every_glyph(lecture_decks: dict[str, Path]) -> Non
     assert re.search(r"Pages:\s+5\b", _pdf(pdf, "pdfinfo"))  # title, forward, 3 backward steps (no optimizer)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "역전파" in text and "순전파" in text and "기울기" in text
+    # the title page's note is in Korean too (graph.json keeps it in English as well)
+    flat = re.sub(r"\s+", "", text)
+    assert "backward()를호출하지않아" in flat and "never calls backward" not in text
+    assert g.graph["note_data"][0]["key"] == "note_replayed" and "never calls backward" in g.graph["notes"][0]
     ids = _by_label(g)
     assert re.sub(r"\s+", "", value_inline(g.nodes[ids["pred"]]["grad"])) in re.sub(r"\s+", "", text)
     # every character on the pages has a font that draws it (no missing-glyph boxes)

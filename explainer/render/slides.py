@@ -37,7 +37,7 @@ import networkx as nx
 
 from ..choreography import Step, choreograph
 from ..errors import ToolError
-from ..text import optimizer_text, t
+from ..text import notes_of, optimizer_text, t
 from ..themes import FONT, Theme, get_theme
 from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg
 from .graphviz import DiagramOptions, _style, step_mark
@@ -277,7 +277,7 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
         s = min(30.0, (PAGE_W - 4 * MARGIN) / max(text_width(text, 1.0), 1e-9))
         _text(root, MARGIN * 2, y, text, s, fill)
         y += 46
-    for note in g.graph.get("notes", [])[:2]:
+    for note in notes_of(g, lang)[:2]:
         s = min(20.0, (PAGE_W - 4 * MARGIN) / max(text_width(note, 1.0), 1e-9))
         _text(root, MARGIN * 2, y, note, max(s, 12.0), theme.muted)
         y += 32
