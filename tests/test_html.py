@@ -167,3 +167,47 @@ def test_details_of_large_tensors_are_statistics() -> None:
     assert any("64×128" in s for s in lines) and any("3.25" in s for s in lines) and any("11.5" in s for s in lines)
     assert detail_lines([[1.0, 2.0], [3.0, 4.0]]) == ["[1, 2]", "[3, 4]"]
     assert detail_lines(0.1234567891) == ["0.12345679"]
+
+
+def test_every_step_shows_its_frame(browser: Browser, lecture_decks: dict[str, Path]) -> None:
+    """The page stores each step as changes from the one before; what it shows is each whole frame."""
+    from explainer.render.frames import frames
+
+    d = lecture_decks["linear_regression"]
+    g = load_graph(d / "graph.json")
+    fr = frames(g, choreograph(g))
+    page, _, errors = _open(browser, d / "index.html")
+    ids = "els => els.map(e => e.closest('g.node, g.edge').getAttribute('data-id') || e.getAttribute('data-edge'))"
+    for i, f in enumerate(fr):
+        if i:
+            page.keyboard.press("ArrowRight")
+        assert set(page.eval_on_selector_all("g.node.eg-g", ids)) == set(f.grads), i
+        assert set(page.eval_on_selector_all("g.node:not(.eg-dim)", ids)) == set(f.seen), i
+        assert set(page.eval_on_selector_all("g.node.eg-u", ids)) == set(f.updates), i
+        lit = page.eval_on_selector_all("g.edge.eg-g", "els => els.map(e => e.getAttribute('data-edge'))")
+        assert set(lit) == {f"{u} {v}" for u, v in f.edge_grads}, i
+    assert errors == []
+
+
+def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
+    """The page's per-step sets are changes: rebuilding them gives every frame back."""
+    from conftest import lecture_graph
+
+    from explainer.render.frames import frames
+    from explainer.render.graphviz import DiagramOptions
+    from explainer.render.html import page_data
+
+    g = lecture_graph()
+    data = page_data(g, DiagramOptions())
+    fr = frames(g, choreograph(g))
+    state: dict[str, list] = {k: [] for k in ("seen", "grads", "edge_grads", "updates")}
+    for step, f in zip(data["steps"], fr):
+        for k in state:
+            gone = [tuple(e) if isinstance(e, list) else e for e in step[k]["del"]]
+            state[k] = [e for e in state[k] if (tuple(e) if isinstance(e, list) else e) not in gone] + step[k]["add"]
+        assert set(state["seen"]) == set(f.seen) and set(state["grads"]) == set(f.grads)
+        assert {tuple(e) for e in state["edge_grads"]} == set(f.edge_grads)
+        assert set(state["updates"]) == set(f.updates)
+    changes = sum(len(s[k]["add"]) + len(s[k]["del"]) for s in data["steps"] for k in state)
+    whole = sum(len(f.seen) + len(f.grads) + len(f.edge_grads) + len(f.updates) for f in fr)
+    assert changes < whole / 2

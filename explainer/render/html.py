@@ -99,6 +99,17 @@ def node_details(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, dict[str, Any
     return out
 
 
+#: The per-step sets of a frame that the page stores as changes (`_delta`).
+_SETS = ("seen", "grads", "edge_grads", "updates")
+
+
+def _delta(before: list[Any], after: list[Any]) -> dict[str, list[Any]]:
+    """``{"add": [...], "del": [...]}`` turning ``before`` into ``after``, in their order."""
+    key = lambda e: tuple(e) if isinstance(e, list) else e  # noqa: E731  (edges are [u, v])
+    was, now = {key(e) for e in before}, {key(e) for e in after}
+    return {"add": [e for e in after if key(e) not in was], "del": [e for e in before if key(e) not in now]}
+
+
 def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
     """The page's JSON: steps (each a frame of `explainer.render.frames`), nodes, words."""
     theme = get_theme(opts.theme)
@@ -107,10 +118,17 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
     stage_words = {s: stage_name(s, opts.lang) for s in ("forward", "backward", "update")}
     stage_words["title"] = t("title", opts.lang)
     out_steps = []
+    prev: dict[str, list[Any]] = {key: [] for key in _SETS}
     for s, f in zip(steps, fr):
         item = f.to_json()
         item["node"] = s.node
         item["colour"] = highlight_colour(f.stage, f.kind, theme)
+        # Each step's sets as changes from the step before: whole sets would make the page
+        # grow as nodes x steps (megabytes for a few hundred nodes); the page rebuilds them.
+        for key in _SETS:
+            now = item.pop(key)
+            item[key] = _delta(prev[key], now)
+            prev[key] = now
         out_steps.append(item)
     return {
         "steps": out_steps,
@@ -198,6 +216,21 @@ JS = r"""
   "use strict";
   var data = JSON.parse(document.getElementById("eg-data").textContent);
   var steps = data.steps, nodes = data.nodes, words = data.words;
+  // Steps store their sets as changes from the step before: rebuild the whole sets.
+  (function () {
+    var keyOf = function (e) { return Array.isArray(e) ? e.join(" ") : e; };
+    var cur = {};
+    ["seen", "grads", "edge_grads", "updates"].forEach(function (k) { cur[k] = new Map(); });
+    steps.forEach(function (f) {
+      Object.keys(cur).forEach(function (k) {
+        var m = new Map(cur[k]);
+        f[k].del.forEach(function (e) { m.delete(keyOf(e)); });
+        f[k].add.forEach(function (e) { m.set(keyOf(e), e); });
+        cur[k] = m;
+        f[k] = Array.from(m.values());
+      });
+    });
+  })();
   var svg = document.querySelector("#eg-diagram svg");
   var nodeEls = {}, edgeEls = {};
   svg.querySelectorAll("g.node").forEach(function (g) { nodeEls[g.getAttribute("data-id")] = g; });
