@@ -12,7 +12,8 @@ Graph attributes
     language), ``source`` (script
     path or null), ``max_elements``, ``light`` (module paths of repeated blocks of a large
     model whose ops were not recorded one by one: their nodes have structure, shape and
-    backward step, but a value and gradient only where a block's output leaves it).
+    backward step, but a value and gradient only where a block's output leaves it; their
+    inputs that need no gradient, e.g. batch-norm running statistics, are left out).
 
 Node ids
     ``"n0"``, ``"n1"``, ... in forward order (inputs just before their first use, ops in

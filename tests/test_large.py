@@ -318,3 +318,52 @@ def test_every_note_reads_in_both_languages() -> None:
         en, ko = note_text({"key": key, "params": params}), note_text({"key": key, "params": params}, "ko")
         assert "{" not in en and "{" not in ko and en != ko
     assert str(Note("note_no_backward", {"root": ""})).endswith("from the loss.")
+
+
+class ResNet34(nn.Module):
+    """ResNet-34's shape (stages of 3, 4, 6, 3 basic blocks), narrow: runs of identical blocks."""
+
+    def __init__(self, w: int = 8, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+
+        def stage(c_in: int, c_out: int, n: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(models.BasicBlock(c_in, c_out, stride), *[models.BasicBlock(c_out, c_out) for _ in range(n - 1)])
+
+        self.layer1, self.layer2 = stage(w, w, 3, 1), stage(w, 2 * w, 4, 2)
+        self.layer3, self.layer4 = stage(2 * w, 4 * w, 6, 2), stage(4 * w, 8 * w, 3, 2)
+        self.fc = nn.Linear(8 * w, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_resnet34_blocks_light_and_full_agree() -> None:
+    """Batch norm inside light blocks (buffers updated in place); the picture is the same."""
+    graphs = {}
+    for mode, options in (("light", RecordOptions()), ("full", RecordOptions(everything=True))):
+        torch.manual_seed(0)
+        model, x, y = ResNet34(), torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,))
+        session = Session(record=options)
+        with session.active():
+            nn.CrossEntropyLoss()(model(x), y).backward()
+        graphs[mode] = build_graph(session.finish({"model": model}), max_elements=FULL)
+    light, full = graphs["light"], graphs["full"]
+    # layer4 has 3 blocks but its first differs (stride 2): its run is 2, below REPEAT_MIN
+    assert light.graph["light"] == [f"model.layer1.{i}" for i in range(3)] + [f"model.layer2.{i}" for i in (1, 2, 3)] + [
+        f"model.layer3.{i}" for i in range(1, 6)]
+
+    def autograd_nodes(g):  # noqa: ANN001, ANN202  (light blocks leave out their buffers, not their ops)
+        return [(d["kind"], d["op"], d["shape"], d["module"], d["backward_step"]) for _, d in g.nodes(data=True)
+                if d["kind"] in ("op", "loss", "param")]
+
+    assert autograd_nodes(light) == autograd_nodes(full)
+
+    def view(g):  # noqa: ANN001, ANN202
+        return {(d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
+                for _, d in fold_for_display(g).graph.nodes(data=True)}
+
+    assert view(light) == view(full)
