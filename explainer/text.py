@@ -87,8 +87,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "clipping): the update used the changed gradient; the diagram shows the one backward() computed.",
         "note_light": "Large model: inside the {count} repeated blocks {span} only each block's output "
         "(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them.",
-        "note_order_unknown": "The backward order inside the repeated blocks could not be worked out; "
-        "their nodes show no step.",
+        "note_order_unknown": "The backward order inside the repeated blocks is not known here (it is "
+        "worked out for models on the CPU): their nodes show no step; their blocks do.",
     },
     "ko": {
         "value": "값",
@@ -167,7 +167,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "업데이트는 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
         "note_light": "큰 모델: 반복 블록 {count}개({span}) 안에서는 연산마다가 아니라 블록의 출력(값과 기울기)만 "
         "기록했습니다. --expand {first} 또는 --full-trace로 모두 기록합니다.",
-        "note_order_unknown": "반복 블록 안의 역전파 순서를 알아낼 수 없어, 그 노드들에는 단계 번호가 없습니다.",
+        "note_order_unknown": "반복 블록 안의 역전파 순서는 여기서 알 수 없습니다(CPU의 모델만 계산합니다). "
+        "그 노드들에는 단계 번호가 없고, 블록에는 있습니다.",
     },
 }
 

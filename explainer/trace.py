@@ -1812,11 +1812,13 @@ class _Pending:
         """
         if self.kept is None:
             return self.order
-        seq = [fn._sequence_nr() for fn in self.fn_nodes]
-        full = engine_order(self.children, seq)
         hooked = set(self.order)
-        if [k for k in full if k in hooked] == self.order:
-            return full
+        # The rule is the CPU engine's; other devices run their own threads and queues.
+        if all(_on_cpu(fn) for fn in self.fn_nodes):
+            seq = [fn._sequence_nr() for fn in self.fn_nodes]
+            full = engine_order(self.children, seq)
+            if [k for k in full if k in hooked] == self.order:
+                return full
         self.notes.append(Note("note_order_unknown", {}))
         return self.order
 
@@ -1905,6 +1907,16 @@ def _heap_pop(heap: list[int], seq: list[int]) -> int:
         hole = child - 1
     _sift_up(heap, hole, 0, value, seq)
     return top
+
+
+def _on_cpu(fn: Any) -> bool:
+    """Did this autograd node run on the CPU (leaves: is their tensor there)?"""
+    if type(fn) is _ACCUMULATE_GRAD:
+        return fn.variable.device.type == "cpu"
+    try:
+        return all(m.device.type == "cpu" for m in fn._input_metadata)
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _output_meta(fn: Any, value: TensorValue | None) -> tuple[tuple[int, ...], str]:
