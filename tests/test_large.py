@@ -367,3 +367,23 @@ def test_resnet34_blocks_light_and_full_agree() -> None:
                 for _, d in fold_for_display(g).graph.nodes(data=True)}
 
     assert view(light) == view(full)
+
+
+def test_off_cpu_the_blocks_still_get_their_steps(monkeypatch, transformer_traces) -> None:
+    """Off the CPU the engine's order is not simulated: nodes inside blocks get no step,
+    the folded picture is the same (a block's step is its output's, which is hooked)."""
+    import explainer.trace as trace_module
+
+    monkeypatch.setattr(trace_module, "_on_cpu", lambda fn: False)  # as if the model ran on a GPU
+    case = models.transformer(6)
+    g = build_graph(trace_call(case.step), max_elements=FULL)
+    assert "note_order_unknown" in [n["key"] for n in g.graph["note_data"]]
+    inside = [d for _, d in g.nodes(data=True) if d["kind"] == "op" and d["value"] is None]
+    assert inside and all(d["backward_step"] is None for d in inside)
+    light, _ = transformer_traces
+
+    def view(g):  # noqa: ANN001, ANN202
+        return {(d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
+                for _, d in fold_for_display(g).graph.nodes(data=True)}
+
+    assert view(g) == view(light)
