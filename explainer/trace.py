@@ -9,11 +9,18 @@ scoped mechanisms, all removed when the trace ends:
   (so ops inside composites, e.g. ``log_softmax`` inside ``cross_entropy``, are seen),
   with references to its inputs and outputs;
 * global module forward (pre-)hooks give the module each op ran in;
-* ``torch.autograd.graph.Node`` pre-hooks and hooks give the backward order and the
-  gradient flowing into every node and along every edge;
+* ``torch.autograd.graph.Node`` hooks give the backward order and the gradient
+  flowing into every node and along every edge;
 * global optimizer step (pre-/post-)hooks give each parameter before and after the update.
 
 The result, `Trace`, holds no torch objects: values are `TensorValue` snapshots.
+
+The step itself does only what must happen then (hooks, and copying numbers that
+could change); walking the graph and naming happen after it (`_Pending.build`).
+A large model's repeated blocks run with both modes off their stacks and no
+autograd hooks (`RecordOptions`): each block keeps its output's value and
+gradient, autograd's sequence numbers say which module made each node, and the
+CPU engine's own rule (`engine_order`) gives their backward order.
 
 Notes
 -----
@@ -26,7 +33,9 @@ class and shows its output.
 
 Ops are recorded from the script's start; the records are dropped at each backward
 call before the captured one, unless it kept its graph (``retain_graph=True``), so a
-retained graph back-propagated again at ``--step N`` still has its values.
+retained graph back-propagated again at ``--step N`` still has its values. Records
+of ops without gradients let go of their tensors once nobody else holds them
+(`Session._sweep_constants`), so preparing data before training costs no memory.
 
 A leaf's ``grad`` is what this backward sent it (∂loss/∂leaf). When its ``.grad``
 already held an earlier backward's gradient, or changed before ``optimizer.step()``
