@@ -482,13 +482,18 @@ SWEEP_BYTES = 64 * 2**20
 SWEEP_WINDOW = 32
 
 
-def _only_ours(outs: list[torch.Tensor]) -> bool:
-    """Are these tensors referenced only by the record's own list?
+def _refcounts(objs: list[Any]) -> list[int]:
+    return [sys.getrefcount(o) for o in objs]
 
-    ``sys.getrefcount`` counts the list's reference, the loop variable and its own
-    argument: 3 means nobody else holds the tensor.
-    """
-    return all(sys.getrefcount(t) <= 3 for t in outs)
+
+#: What `_refcounts` says of an object only a list holds (the list, the loop variable and
+#: getrefcount's argument, as this Python version counts them).
+_ONLY_A_LIST = _refcounts([object()])[0]
+
+
+def _only_ours(outs: list[torch.Tensor]) -> bool:
+    """Are these tensors referenced only by the record's own list?"""
+    return all(n <= _ONLY_A_LIST for n in _refcounts(outs))
 
 
 class _StopScript(BaseException):
