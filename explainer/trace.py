@@ -49,6 +49,7 @@ import math
 import os
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -466,10 +467,9 @@ class _Rec:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     outs: list[torch.Tensor]
-    versions: list[int]
     modules: tuple[torch.nn.Module, ...]
     call: str | None
-    stripped: bool = False  # args let go by a sweep: its outputs count as data
+    emptied: bool = False  # a sweep let go of everything it held (`Session._sweep_constants`)
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
     #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
     pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
@@ -480,6 +480,50 @@ class _Rec:
 SWEEP_MIN = 128
 SWEEP_BYTES = 64 * 2**20
 SWEEP_WINDOW = 32
+
+
+#: Arguments with more storage than this are held weakly by old records (`_weaken`).
+STRIP_BYTES = 64 * 2**10
+
+
+class _WeakArg:
+    """A large tensor argument an old record holds weakly (see `Session._sweep_constants`)."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.ref = weakref.ref(t)
+
+
+def _weaken(obj: Any) -> Any:
+    """``obj`` (args, kwargs) with tensors over `STRIP_BYTES` of storage held weakly."""
+    if isinstance(obj, torch.Tensor):
+        try:
+            big = obj.untyped_storage().nbytes() > STRIP_BYTES
+        except (RuntimeError, NotImplementedError):  # no storage (a tensor subclass)
+            big = False
+        return _WeakArg(obj) if big else obj
+    if isinstance(obj, tuple):
+        return tuple(_weaken(o) for o in obj)
+    if isinstance(obj, list):
+        return [_weaken(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _weaken(v) for k, v in obj.items()}
+    return obj
+
+
+def _strengthen(obj: Any) -> tuple[Any, bool]:
+    """``obj`` with `_WeakArg` resolved; False if one of them is gone."""
+    if isinstance(obj, _WeakArg):
+        t = obj.ref()
+        return t, t is not None
+    if isinstance(obj, (tuple, list)):
+        items = [_strengthen(o) for o in obj]
+        return type(obj)(v for v, _ in items), all(ok for _, ok in items)
+    if isinstance(obj, dict):
+        items2 = {k: _strengthen(v) for k, v in obj.items()}
+        return {k: v for k, (v, _) in items2.items()}, all(ok for _, ok in items2.values())
+    return obj, True
 
 
 def _refcounts(objs: list[Any]) -> list[int]:
@@ -627,6 +671,7 @@ class Session:
         self._block_spans: list[tuple[tuple[torch.nn.Module, ...], int, int]] = []
         self._light_blocks: dict[int, tuple[torch.nn.Module, ...]] = {}
         self._block_values: dict[tuple[Any, int], TensorValue] = {}
+        self._block_inputs: dict[Any, None] = {}  # nodes of the tensors entering those blocks
         self.backward_calls = 0
         # Ops are recorded from the start: a graph kept with retain_graph=True can be
         # back-propagated again at a later step, and its values must be known then.
@@ -636,6 +681,7 @@ class Session:
         self.records: list[_Rec] = []
         self._rec_count = 0
         self._replaying = False  # re-running recorded ops (`_replay`): they must stay whole
+        self._in_backward = False
         self._watch: list[_Rec] = []  # records a sweep looks at (`_sweep_constants`)
         self._emptied = 0
         self._since_sweep = 0  # records, and bytes of their outputs, since the last sweep
@@ -668,7 +714,11 @@ class Session:
         self._interceptor, self._recorder = interceptor, recorder
         try:
             with interceptor, recorder:
-                yield self
+                try:
+                    yield self
+                finally:
+                    # A KeyboardInterrupt inside a block skips its post-hook: modes back first.
+                    self._end_light()
         finally:
             for h in self._handles:
                 h.remove()
@@ -676,6 +726,7 @@ class Session:
             self.module_stack.clear()
             self._span_starts.clear()
             self._light_at = None
+            self._blocks = {}
             self._interceptor = self._recorder = None
 
     # -- forward recording ------------------------------------------------------
@@ -684,10 +735,18 @@ class Session:
         stack = self.module_stack
         if not stack:
             self._root_blocks(module)
-        elif self._light_at is None and id(module) in self._blocks[id(stack[0])][1] and self._pop_recorder():
+        elif (
+            self._light_at is None
+            and id(module) in self._blocks[id(stack[0])][1]
+            # Not without grad: a reentrant checkpoint runs its block so, then wraps the output.
+            and torch.is_grad_enabled()
+            and self._pop_recorder()
+        ):
             # The interceptor too, if on top: it only names calls, and there are none to name here.
             self._light_interceptor = self._pop_interceptor()
             self._light_at = len(stack)
+            if self.recording:
+                self._note_block_inputs(args)
         stack.append(module)
         self._span_starts.append(_next_sequence_nr())
 
@@ -706,11 +765,30 @@ class Session:
                 else:
                     self._spans.append((mods, start, _next_sequence_nr()))
             if len(stack) - 1 == self._light_at:
-                torch._C._push_on_torch_dispatch_stack(self._recorder)
-                if self._light_interceptor:
-                    torch._C._push_on_torch_function_stack(self._interceptor)
-                self._light_at = None
+                self._end_light()
         stack.pop()
+
+    def _end_light(self) -> None:
+        """Put the modes back that a block took off (also after a block was interrupted)."""
+        if self._light_at is None:
+            return
+        torch._C._push_on_torch_dispatch_stack(self._recorder)
+        if self._light_interceptor:
+            torch._C._push_on_torch_function_stack(self._interceptor)
+        self._light_at = None
+
+    def _note_block_inputs(self, args: Any) -> None:
+        """Before an unrecorded block runs: its inputs' nodes (the step hooks those outside
+        the blocks from there) and, for recorded ones, what the block may overwrite in
+        place (``ReLU(inplace=True)`` first): their values and nodes as they are now."""
+        produced = []
+        for t in _tensors_in(args):
+            if t.grad_fn is not None:
+                self._block_inputs[t.grad_fn] = None
+            if id(t) in self._produced:
+                produced.append(t)
+        if produced:
+            self.note_mutation(produced)
 
     # -- repeated blocks of large models ------------------------------------------
 
@@ -768,7 +846,6 @@ class Session:
             args=args,
             kwargs=kwargs,
             outs=outs,
-            versions=[t._version for t in outs],
             modules=tuple(self.module_stack),
             call=self.current_call,
         )
@@ -784,17 +861,21 @@ class Session:
             self._sweep_constants()
 
     def _sweep_constants(self) -> None:
-        """Let go of what records of ops without gradients hold, once it is not needed.
+        """Let go of what records of ops outside any graph hold, once it is not needed.
 
         Records hold their outputs and arguments, so a script that prepares data with
         torch ops before training would otherwise keep every intermediate tensor alive
-        until its first backward (gigabytes for a preprocessing loop). A record of an op
-        without gradients is needed later only while its output is alive: as the
-        argument of a recorded op (named "dropout mask", say) or as data a loss computed
-        without backward is replayed from. So, older than the newest `SWEEP_WINDOW`
-        records (the last scalar computed may be the loss), such records let go of their
-        arguments (a replay starts from their outputs, as data) and are emptied once
-        nobody else holds their outputs.
+        until its first backward (gigabytes for a preprocessing loop). A record whose
+        outputs have no autograd node is needed later only while an output is alive: as
+        the argument of a recorded op (named "dropout mask", say) or on the way to a loss
+        computed without backward, which is replayed from its records. So, older than the
+        newest `SWEEP_WINDOW` records:
+
+        * a record whose outputs nobody else holds is emptied;
+        * a record whose outputs live on holds its large arguments (over
+          `STRIP_BYTES` of storage) weakly: a replay still uses them while they live,
+          and starts from the record's outputs, as data, once they are gone. A scalar
+          output keeps its arguments: it may be the loss a replay starts from.
 
         Each sweep looks at the records made since the last one and at the ones still
         holding live data, so it costs about what was recorded since; it runs when
@@ -807,21 +888,22 @@ class Session:
             if rec.index > newest:
                 still.append(rec)
                 continue
-            if rec.pre_mutation or any(t.requires_grad for t in rec.outs):
+            if rec.pre_mutation or any(t.grad_fn is not None for t in rec.outs):
                 continue  # part of a graph: kept until backward
-            rec.args, rec.kwargs, rec.stripped = (), {}, True
             if _only_ours(rec.outs):
                 for t in rec.outs:
                     if self._produced.get(id(t), (None,))[0] is rec:
                         del self._produced[id(t)]
-                rec.outs = []
+                rec.outs, rec.args, rec.kwargs, rec.emptied = [], (), {}, True
                 self._emptied += 1
-            else:
-                still.append(rec)
+                continue
+            if not any(t.dim() == 0 for t in rec.outs):
+                rec.args, rec.kwargs = _weaken((rec.args, rec.kwargs))
+            still.append(rec)
         still.reverse()
         self._watch = still
         if self._emptied > len(self.records) // 2:
-            self.records = [r for r in self.records if r.outs or not r.stripped]
+            self.records = [r for r in self.records if not r.emptied]
             self._emptied = 0
         self._since_sweep = 0
         self._bytes_since_sweep = 0
@@ -848,8 +930,9 @@ class Session:
                         rec, i = hit
                         if i not in rec.pre_mutation and rec.outs[i] is u:
                             rec.pre_mutation[i] = snapshot(u, self.keep)
-                            if u.grad_fn is not None:
-                                rec.pre_mutation_fn[i] = (u.grad_fn, u.output_nr)
+                            # No node yet (a constant the op pulls into the graph, c.add_(w)):
+                            # then this op's output has no node, and must not take the new one.
+                            rec.pre_mutation_fn[i] = (u.grad_fn, u.output_nr) if u.grad_fn is not None else (None, 0)
                     elif (
                         not u.requires_grad
                         and id(u) not in self._const_pre
@@ -872,10 +955,22 @@ class Session:
         self._block_spans = []
         self._light_blocks = {}
         self._block_values = {}
+        self._block_inputs = {}
 
     # -- backward interception --------------------------------------------------
 
     def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
+        if self._in_backward:
+            # A backward inside a backward (a reentrant checkpoint recomputing its block):
+            # part of the one being run, not a call of the script's.
+            return func(*args, **kwargs)
+        self._in_backward = True
+        try:
+            return self._on_backward(func, args, kwargs, kind)
+        finally:
+            self._in_backward = False
+
+    def _on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
         root, gradient = _backward_root(args, kwargs, kind)
         if root is not None and root.numel() == 1:
             self.busy = True
@@ -1072,6 +1167,7 @@ class Session:
     def _replay(self, target: torch.Tensor, names: dict[int, str]) -> tuple[torch.Tensor, list[str], dict[int, str]]:
         """Re-run the recorded ops that computed ``target`` with float leaves requiring grad."""
         needed: dict[int, _Rec] = {}
+        resolved: dict[int, tuple[Any, Any]] = {}  # record -> its (args, kwargs), held strongly
         leaves: dict[int, torch.Tensor] = {}
         stack = [target]
         seen: set[int] = set()
@@ -1085,14 +1181,18 @@ class Session:
             if (
                 hit is None
                 or is_named_leaf
-                or hit[0].stripped  # its inputs were let go (`_sweep_constants`): start here
                 or friendly_op(hit[0].func) in {"lift_fresh", "lift", "lift_fresh_copy"}
             ):
                 leaves[id(t)] = t
                 continue
             rec = hit[0]
+            (args, kwargs), alive = _strengthen((rec.args, rec.kwargs))
+            if not alive:  # a large input was let go (`_sweep_constants`): start from here
+                leaves[id(t)] = t
+                continue
             needed[rec.index] = rec
-            stack.extend(_tensors_in((rec.args, rec.kwargs)))
+            resolved[rec.index] = (args, kwargs)
+            stack.extend(_tensors_in((args, kwargs)))
         mapping: dict[int, torch.Tensor] = {}
         made: list[str] = []
         new_names: dict[int, str] = {}
@@ -1111,7 +1211,7 @@ class Session:
             self._replaying = True
             for idx in sorted(needed):
                 rec = needed[idx]
-                flat, spec = tree_flatten((rec.args, rec.kwargs))
+                flat, spec = tree_flatten(resolved[idx])
                 flat = [mapping.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in flat]
                 args, kwargs = spec.unflatten(flat)
                 prev_call = self.current_call
@@ -1203,6 +1303,7 @@ class _Pending:
         # What the step itself must do is kept small: hooks, and the numbers that could
         # change later (leaves, before the optimizer). The graph is walked after backward.
         self.block_values = session._block_values
+        self.block_inputs = session._block_inputs
         self.block_spans = session._block_spans
         self.inner_spans = session._spans
         self.light_stacks = list(session._light_blocks.values())
@@ -1224,6 +1325,7 @@ class _Pending:
         self._grad_in_fn: dict[Any, list[TensorValue | None]] = {}
         self._grad_out_fn: dict[Any, list[TensorValue | None]] = {}
         self._flowed_fn: dict[Any, tuple[bool, ...]] = {}
+        self._refired: set[Any] = set()
         # Leaves' values before backward and the optimizer can touch them.
         self._leaf_value_fn: dict[Any, TensorValue] = {}
         self._had_grad_fns: set[Any] = set()  # leaves whose .grad was already non-zero
@@ -1263,25 +1365,46 @@ class _Pending:
             self.children.append(kids)
 
     def _outside_nodes(self, root: torch.Tensor) -> list[Any]:
-        """The root, the recorded ops' nodes, the blocks' output nodes, the leaves they use.
+        """The nodes outside the unrecorded blocks, the blocks' outputs, the leaves used outside.
 
-        Some may belong to another forward pass (not reachable from the root): their
-        hooks never run and `after_backward` leaves them out.
+        A walk from the root, the recorded ops' nodes and the nodes of the tensors that
+        entered the blocks, which does not go into a block (its nodes were made within
+        a block's span of sequence numbers): so nodes no recorded op made (``CopySlices``
+        of ``h[0] = token``) are found too, without walking the blocks' thousands. Some
+        may belong to another forward pass: their hooks never run, and `_index_records`
+        leaves them out.
         """
-        ops: dict[Any, None] = {root.grad_fn: None}
+        import bisect
+
+        spans = sorted((start, end) for _, start, end in self.block_spans)
+        starts = [start for start, _ in spans]
+
+        def inside(fn: Any) -> bool:
+            if type(fn) is _ACCUMULATE_GRAD:
+                return False
+            seq = fn._sequence_nr()
+            i = bisect.bisect_right(starts, seq) - 1
+            return i >= 0 and seq < spans[i][1]
+
+        seeds: dict[Any, None] = {root.grad_fn: None}
         for rec in self.records:
             for j, t in enumerate(rec.outs):
                 fn = rec.pre_mutation_fn.get(j, (t.grad_fn, 0))[0]
                 if fn is not None:
-                    ops[fn] = None
-        nodes = dict(ops)
-        for fn, _ in self.block_values:
-            nodes[fn] = None
-        for fn in ops:
+                    seeds[fn] = None
+        seeds.update(self.block_inputs)
+        found: dict[Any, None] = {}
+        queue = [fn for fn in seeds if not inside(fn)]
+        for fn in queue:  # grows as it goes
+            if fn in found:
+                continue
+            found[fn] = None
             for child, _ in fn.next_functions:
-                if type(child) is _ACCUMULATE_GRAD:
-                    nodes[child] = None
-        return list(nodes)
+                if child is not None and child not in found and not inside(child):
+                    queue.append(child)
+        for fn, _ in self.block_values:
+            found[fn] = None
+        return list(found)
 
     def _index_records(self) -> None:
         """After backward: the graph's keys, and what the step noted, by key."""
@@ -1301,6 +1424,7 @@ class _Pending:
         self.leaf_value = {index[fn]: v for fn, v in self._leaf_value_fn.items() if fn in index}
         self.leaf_had_grad = {index[fn] for fn in self._had_grad_fns if fn in index}
         self.leaf_grad = {index[fn]: v for fn, v in self._leaf_grad_fn.items() if fn in index}
+        self.refired = {index[fn] for fn in self._refired if fn in index}
         self.updates = {index[fn]: u for fn, u in self._updates_fn.items() if fn in index}
         self.grads_changed = [index[fn] for fn in self._changed_fns if fn in index]
 
@@ -1422,7 +1546,11 @@ class _Pending:
                     grads[slots[0]] = total
                     for i in slots[1:]:
                         grads[i] = None  # already in the first slot's sum
-            self._order_fns.append(fn)
+            if fn in self._flowed_fn:
+                # Run again (a leaf used inside a reentrant checkpoint): its .grad has the total.
+                self._refired.add(fn)
+            else:
+                self._order_fns.append(fn)
             self._flowed_fn[fn] = tuple(isinstance(g, torch.Tensor) for g in grads)
             self._grad_in_fn[fn] = self._snap_all(grad_outputs)
             if kept_slots is not None:
@@ -1438,7 +1566,13 @@ class _Pending:
         for fn in self._leaf_value_fn:
             var = fn.variable
             flowed = self._grad_in_fn.get(fn)
-            if flowed and flowed[0] is not None and fn not in self._had_grad_fns and var.grad is not None:
+            if (
+                flowed
+                and flowed[0] is not None
+                and fn not in self._had_grad_fns
+                and fn not in self._refired
+                and var.grad is not None
+            ):
                 # .grad was empty before, so it now holds just what flowed in: no second copy.
                 self._leaf_grad_fn[fn] = flowed[0]
             else:
@@ -1461,12 +1595,15 @@ class _Pending:
         if self.optimizer is not None:
             return
         ours = {id(fn.variable): fn for fn in self._leaf_value_fn}
+        # Parameters of unrecorded blocks have no numbers here, but make the optimizer ours.
+        in_blocks = {id(p) for mods in self.light_stacks for p in mods[-1].parameters()}
         hit = False
         changed: list[Any] = []
         for group in optimizer.param_groups:
             for p in group["params"]:
                 fn = ours.get(id(p))
                 if fn is None:
+                    hit = hit or id(p) in in_blocks
                     continue
                 hit = True
                 self._before_step_fn[fn] = snapshot(p, self.keep)
@@ -1644,7 +1781,7 @@ class _Pending:
             # The gradient this backward sent (∂loss/∂leaf); .grad also holds earlier
             # backward calls' gradients when they were not zeroed.
             flowed = self.grad_in.get(k)
-            grad = flowed[0] if flowed else self.leaf_grad.get(k)
+            grad = flowed[0] if flowed and k not in self.refired else self.leaf_grad.get(k)
             if k in self.leaf_had_grad and flowed:
                 accumulated.append(name or f"a {tuple(var.shape)} tensor")
             node = TraceNode(
