@@ -19,13 +19,16 @@ For each model of ``bench/models.py``, in one process, on one thread:
 * trace peak: the most memory the default trace held (``tracemalloc``: Python objects
   and the numpy copies of values and gradients; torch's own buffers are not counted).
 
-Times are the best of a few repeats (renders interleaved with torchviz's); the
-first trace of the process (one-time imports) is run before any timing.
+Times are the best of a few repeats (renders interleaved with torchviz's), each
+after a ``gc.collect()`` so that none pays for an earlier one's garbage (collection
+during a run still counts); the first trace of the process (one-time imports) is
+run before any timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import sys
@@ -91,6 +94,7 @@ def best(fn: Callable[[], object], repeats: int) -> float:
     """The fastest of ``repeats`` calls, in seconds."""
     times = []
     for _ in range(repeats):
+        gc.collect()  # no run pays for garbage an earlier one left
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -116,6 +120,7 @@ def measure(case: models.Case, tmp: Path) -> Row:
 
     def traced(options: RecordOptions, times: list[tuple[float, float]] | None = None) -> object:
         session = Session(record=options)
+        gc.collect()
         t0 = time.perf_counter()
         with session.active():
             case.step()
@@ -130,10 +135,11 @@ def measure(case: models.Case, tmp: Path) -> Row:
     plains: list[float] = []
     light: list[tuple[float, float]] = []
     full: list[tuple[float, float]] = []
-    for _ in range(8):
+    for i in range(15):
         plains.append(best(case.step, 1))
         traced(RecordOptions(), light)
-        traced(RecordOptions(everything=True), full)
+        if i % 5 == 0:  # the full trace is slow: fewer runs
+            traced(RecordOptions(everything=True), full)
     plain = min(plains)
     g_full = traced(RecordOptions(everything=True))
     g = traced(RecordOptions())

@@ -119,14 +119,14 @@ def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions,
     step = d.get("backward_step")
     if step is not None:
         title += "  " + _font(_e(step_mark(step)), theme.grad, theme.font_size + 3, bold=True)
-    rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{title}</TD></TR>')
-    rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
+    rows.append(f'<TR><TD ALIGN="LEFT">{title}</TD></TR>')
+    rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
 
     def block(prefix: str, value: Any, color: str) -> None:
         lines = value_lines(value, digits, lang)
         for i, line in enumerate(lines):
             text = f"{prefix} = {line}" if i == 0 else " " * (len(prefix) + 3) + line
-            rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), color, theme.font_size)}</TD></TR>')
+            rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(text), color, theme.font_size)}</TD></TR>')
 
     block(t("value", lang), d.get("value"), theme.text)
     if d.get("grad") is not None:
@@ -138,10 +138,10 @@ def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions,
         prefix = f"{t('update', lang)} →"
         for i, line in enumerate(value_lines(upd["after"], digits, lang)):
             text = f"{prefix} {line}" if i == 0 else " " * (len(prefix) + 1) + line
-            rows.append(f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e(text), theme.update, theme.font_size, bold=True)}</TD></TR>')
+            rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(text), theme.update, theme.font_size, bold=True)}</TD></TR>')
     if nid == g.graph.get("first_nonfinite"):
         rows.append(
-            f'<TR><TD ALIGN="LEFT" COLSPAN="2">{_font(_e("⚠ " + t("first_bad", lang)), theme.bad_border, theme.font_size, bold=True)}</TD></TR>'
+            f'<TR><TD ALIGN="LEFT">{_font(_e("⚠ " + t("first_bad", lang)), theme.bad_border, theme.font_size, bold=True)}</TD></TR>'
         )
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
