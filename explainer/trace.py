@@ -420,8 +420,8 @@ def _structure(module: torch.nn.Module) -> tuple[tuple[str, str], ...]:
     return tuple((name, type(m).__name__) for name, m in module.named_modules())
 
 
-def _repeated_blocks(root: torch.nn.Module, options: RecordOptions) -> frozenset[int]:
-    """Ids of the blocks of ``root`` that run unrecorded (see `RecordOptions`).
+def _repeated_blocks(root: torch.nn.Module, options: RecordOptions) -> list[torch.nn.Module]:
+    """The blocks of ``root`` that run unrecorded (see `RecordOptions`).
 
     Empty unless ``root`` has more than `LARGE_MODEL_MODULES` modules. Paths in
     ``options`` name the root by the script's variable, unknown here: they are
@@ -429,9 +429,9 @@ def _repeated_blocks(root: torch.nn.Module, options: RecordOptions) -> frozenset
     """
     named = list(root.named_modules())
     if len(named) <= LARGE_MODEL_MODULES:
-        return frozenset()
+        return []
     opened = [p.partition(".")[2] for p in options.expand]
-    out: set[int] = set()
+    out: list[torch.nn.Module] = []
     for parent_name, parent in named:
         run: list[tuple[str, Any]] = []  # (index, structure, module)
         runs: list[list[tuple[str, Any]]] = []
@@ -454,8 +454,8 @@ def _repeated_blocks(root: torch.nn.Module, options: RecordOptions) -> frozenset
                     continue
                 if any(p == sub or p.startswith(sub + ".") for p in opened):
                     continue
-                out.add(id(child))
-    return frozenset(out)
+                out.append(child)
+    return out
 
 
 @dataclass
@@ -696,6 +696,8 @@ class Session:
         self.state = "forward"  # forward -> captured -> done
         self._pending: _Pending | None = None
         self._handles: list[Any] = []
+        self._module_handles: list[Any] = []  # the global module hooks, while installed
+        self._block_handles: list[Any] = []  # each unrecorded block's own forward hook
         self._modes: list[Any] = []
 
     # -- installation ---------------------------------------------------------
@@ -703,10 +705,8 @@ class Session:
     @contextmanager
     def active(self) -> Iterator[Session]:
         """Install the modes and hooks; everything is removed on exit."""
+        self._module_hooks_on()
         self._handles = [
-            register_module_forward_pre_hook(self._module_pre),
-            # always_call: the post-hook puts the recorder back even when a block raises.
-            register_module_forward_hook(self._module_post, always_call=True),
             register_optimizer_step_pre_hook(self._opt_pre),
             register_optimizer_step_post_hook(self._opt_post),
         ]
@@ -720,9 +720,10 @@ class Session:
                     # A KeyboardInterrupt inside a block skips its post-hook: modes back first.
                     self._end_light()
         finally:
-            for h in self._handles:
+            for h in [*self._handles, *self._block_handles]:
                 h.remove()
-            self._handles = []
+            self._module_hooks_off()
+            self._handles, self._block_handles = [], []
             self.module_stack.clear()
             self._span_starts.clear()
             self._light_at = None
@@ -747,6 +748,7 @@ class Session:
             self._light_at = len(stack)
             if self.recording:
                 self._note_block_inputs(args)
+            self._module_hooks_off()
         stack.append(module)
         self._span_starts.append(_next_sequence_nr())
 
@@ -768,10 +770,30 @@ class Session:
                 self._end_light()
         stack.pop()
 
+    def _block_post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        """A block's own forward hook: the global ones are off while it runs unrecorded."""
+        if self._light_at is not None and self.module_stack and self.module_stack[-1] is module:
+            self._module_hooks_on()
+            self._module_post(module, args, output)
+
+    def _module_hooks_on(self) -> None:
+        if not self._module_handles:
+            self._module_handles = [
+                register_module_forward_pre_hook(self._module_pre),
+                # always_call: the post-hook puts the modes back even when a module raises.
+                register_module_forward_hook(self._module_post, always_call=True),
+            ]
+
+    def _module_hooks_off(self) -> None:
+        for h in self._module_handles:
+            h.remove()
+        self._module_handles = []
+
     def _end_light(self) -> None:
-        """Put the modes back that a block took off (also after a block was interrupted)."""
+        """Put back what a block took off (also after a block was interrupted)."""
         if self._light_at is None:
             return
+        self._module_hooks_on()
         torch._C._push_on_torch_dispatch_stack(self._recorder)
         if self._light_interceptor:
             torch._C._push_on_torch_function_stack(self._interceptor)
@@ -796,8 +818,12 @@ class Session:
         """Find (once per root module) the blocks that run without op-by-op recording."""
         hit = self._blocks.get(id(root))
         if hit is None or hit[0] is not root:
-            blocks = frozenset() if self.record_options.everything else _repeated_blocks(root, self.record_options)
-            self._blocks[id(root)] = (root, blocks)
+            blocks = [] if self.record_options.everything else _repeated_blocks(root, self.record_options)
+            self._blocks[id(root)] = (root, frozenset(id(b) for b in blocks))
+            # Each block's own post-hook ends it: inside it the global module hooks step
+            # aside (`_module_pre`), so its submodules run as fast as without a trace.
+            for b in blocks:
+                self._block_handles.append(b.register_forward_hook(self._block_post, always_call=True))
 
     @contextmanager
     def _recorder_off(self) -> Iterator[None]:
@@ -1271,6 +1297,27 @@ def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> 
 # --------------------------------------------------------------------------- capture
 
 
+@dataclass
+class _Later:
+    """A gradient held until after the step, to be copied then (`_Pending._snap_grad`)."""
+
+    tensor: torch.Tensor
+    version: int
+
+
+def _copied(values: list[Any], done: dict[int, TensorValue | None], keep: int) -> list[TensorValue | None]:
+    """``values`` with each `_Later` copied (once; None if something changed it in place)."""
+    out: list[TensorValue | None] = []
+    for v in values:
+        if isinstance(v, _Later):
+            if id(v) not in done:
+                t = v.tensor
+                done[id(v)] = snapshot(t, keep) if t._version == v.version else None
+            v = done[id(v)]
+        out.append(v)
+    return out
+
+
 #: The autograd node class of leaves (``fn.variable`` is the leaf tensor).
 _ACCUMULATE_GRAD = torch._C._functions.AccumulateGrad
 
@@ -1412,8 +1459,10 @@ class _Pending:
             self._index_graph(self.root)
         index = self.fn_index
         self.order = [index[fn] for fn in self._order_fns if fn in index]
-        self.grad_in = {index[fn]: v for fn, v in self._grad_in_fn.items() if fn in index}
-        self.grad_out = {index[fn]: v for fn, v in self._grad_out_fn.items() if fn in index}
+        done: dict[int, TensorValue | None] = {}  # id(_Later) -> its copy
+        self.grad_in = {index[fn]: _copied(v, done, self.keep) for fn, v in self._grad_in_fn.items() if fn in index}
+        self.grad_out = {index[fn]: _copied(v, done, self.keep) for fn, v in self._grad_out_fn.items() if fn in index}
+        self._grad_in_fn, self._grad_out_fn = {}, {}  # let the held gradients go
         self.flowed = {index[fn]: v for fn, v in self._flowed_fn.items() if fn in index}
         if self._kept_fns is not None:
             self.kept = {index[fn] for fn in self._kept_fns if fn in index}
@@ -1499,24 +1548,36 @@ class _Pending:
         self._hook_handles = []
         self._grad_cache = {}  # let the gradients go
 
-    def _snap_all(self, grads: tuple[Any, ...]) -> list[TensorValue | None]:
+    def _snap_all(self, grads: tuple[Any, ...], now: tuple[bool, ...] | bool) -> list[Any]:
         self.s.busy = True
         try:
-            return [self._snap_grad(g) if isinstance(g, torch.Tensor) else None for g in grads]
+            return [
+                self._snap_grad(g, now if isinstance(now, bool) else (i < len(now) and now[i]))
+                if isinstance(g, torch.Tensor)
+                else None
+                for i, g in enumerate(grads)
+            ]
         finally:
             self.s.busy = False
 
-    def _snap_grad(self, g: torch.Tensor) -> TensorValue:
-        """Snapshot a gradient once, though two hooks see it.
+    def _snap_grad(self, g: torch.Tensor, now: bool) -> TensorValue | _Later:
+        """Snapshot a gradient once, though two hooks see it; now, or after the step.
 
         The gradient a node sends to an input with no other consumer is the very tensor
         that input's hook then receives: the cache (holding the tensor, so its id stays
         its own, and checking its version) turns the second copy into a lookup.
+
+        Copying inside backward costs several times what it costs afterwards, so a
+        gradient is held (`_Later`) and copied after the step, unless it goes to a leaf:
+        a leaf's ``.grad`` may be that very tensor, which clipping changes in place.
+        Held, a gradient is never taken over by autograd to accumulate into; its
+        version says whether anything else changed it.
         """
         hit = self._grad_cache.get(id(g))
         if hit is not None and hit[0] is g and hit[1] == g._version:
-            return hit[2]
-        value = snapshot(g, self.keep)
+            if not (now and isinstance(hit[2], _Later)):
+                return hit[2]
+        value: TensorValue | _Later = snapshot(g, self.keep) if now else _Later(g, g._version)
         self._grad_cache[id(g)] = (g, g._version, value)
         return value
 
@@ -1534,6 +1595,8 @@ class _Pending:
         kept_slots = None
         if self._kept_fns is not None:
             kept_slots = tuple(child is not None and child in self._kept_fns for child in inputs)
+        leaf = type(fn) is _ACCUMULATE_GRAD
+        to_leaf = tuple(type(child) is _ACCUMULATE_GRAD for child in inputs)
 
         def post(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             grads = list(grad_inputs)
@@ -1552,10 +1615,10 @@ class _Pending:
             else:
                 self._order_fns.append(fn)
             self._flowed_fn[fn] = tuple(isinstance(g, torch.Tensor) for g in grads)
-            self._grad_in_fn[fn] = self._snap_all(grad_outputs)
+            self._grad_in_fn[fn] = self._snap_all(grad_outputs, leaf)
             if kept_slots is not None:
                 grads = [g if i < len(kept_slots) and kept_slots[i] else None for i, g in enumerate(grads)]
-            self._grad_out_fn[fn] = self._snap_all(tuple(grads))
+            self._grad_out_fn[fn] = self._snap_all(tuple(grads), to_leaf)
 
         return post
 
