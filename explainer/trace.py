@@ -17,10 +17,11 @@ The result, `Trace`, holds no torch objects: values are `TensorValue` snapshots.
 
 The step itself does only what must happen then (hooks, and copying numbers that
 could change); walking the graph and naming happen after it (`_Pending.build`).
-A large model's repeated blocks run with both modes off their stacks and no
-autograd hooks (`RecordOptions`): each block keeps its output's value and
-gradient, autograd's sequence numbers say which module made each node, and the
-CPU engine's own rule (`engine_order`) gives their backward order.
+A large model's repeated blocks run with both modes off their stacks, without the
+global module hooks and without autograd hooks (`RecordOptions`): each block's own
+hook keeps its output's value and gradient, autograd's sequence numbers place its
+nodes in the block, and the CPU engine's own rule (`engine_order`) gives their
+backward order.
 
 Notes
 -----
