@@ -666,9 +666,8 @@ class Session:
         self._blocks: dict[int, tuple[torch.nn.Module, frozenset[int]]] = {}  # id(root) -> (root, block ids)
         self._light_at: int | None = None  # module-stack depth of the block running unrecorded
         self._span_starts: list[int] = []
-        # Inside unrecorded blocks: (module stack, first sequence nr, end) of each module call,
-        # the blocks' stacks, and their outputs' values keyed by (grad_fn, output_nr).
-        self._spans: list[tuple[tuple[torch.nn.Module, ...], int, int]] = []
+        # Unrecorded blocks: (module stack, first sequence nr, end) of each call, the
+        # blocks' stacks, and their outputs' values keyed by (grad_fn, output_nr).
         self._block_spans: list[tuple[tuple[torch.nn.Module, ...], int, int]] = []
         self._light_blocks: dict[int, tuple[torch.nn.Module, ...]] = {}
         self._block_values: dict[tuple[Any, int], TensorValue] = {}
@@ -758,17 +757,14 @@ class Session:
         if not stack or stack[-1] is not module:
             return
         start = self._span_starts.pop()
-        if self._light_at is not None:
+        if self._light_at is not None and len(stack) - 1 == self._light_at:
+            # The block ends (its own hook: its submodules ran without any).
             if self.recording:
                 mods = tuple(stack)
-                if len(stack) - 1 == self._light_at:
-                    self._block_spans.append((mods, start, _next_sequence_nr()))
-                    self._light_blocks.setdefault(id(module), mods)
-                    self._keep_block_output(output)
-                else:
-                    self._spans.append((mods, start, _next_sequence_nr()))
-            if len(stack) - 1 == self._light_at:
-                self._end_light()
+                self._block_spans.append((mods, start, _next_sequence_nr()))
+                self._light_blocks.setdefault(id(module), mods)
+                self._keep_block_output(output)
+            self._end_light()
         stack.pop()
 
     def _block_post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
@@ -978,7 +974,6 @@ class Session:
         self._sweep_at = SWEEP_MIN
         self._produced = {}
         self._const_pre = {}
-        self._spans = []
         self._block_spans = []
         self._light_blocks = {}
         self._block_values = {}
@@ -1353,7 +1348,6 @@ class _Pending:
         self.block_values = session._block_values
         self.block_inputs = session._block_inputs
         self.block_spans = session._block_spans
-        self.inner_spans = session._spans
         self.light_stacks = list(session._light_blocks.values())
         self.fn_nodes: list[Any] = []
         self.fn_index: dict[Any, int] = {}
@@ -1501,10 +1495,8 @@ class _Pending:
     def _attribute_unrecorded(self) -> set[int]:
         """Give the ops of unrecorded blocks their block; return their keys.
 
-        Autograd numbers nodes in creation order, and each module call inside a block
-        noted the numbers it spanned, so a node belongs to the innermost call whose
-        span holds its number. Blocks here; the calls inside them in `build`, after the
-        step (`_attribute_inner`).
+        Autograd numbers nodes in creation order, and each block call noted the
+        numbers it spanned, so a node belongs to the call whose span holds its number.
         """
         self._by_seq: list[tuple[int, int]] = []
         if not self.block_spans:
@@ -1514,24 +1506,16 @@ class _Pending:
             for k, fn in enumerate(self.fn_nodes)
             if k not in self.fn_rec and type(fn) is not _ACCUMULATE_GRAD
         )
-        return self._assign(self.block_spans)
-
-    def _assign(self, spans: list[tuple[tuple[torch.nn.Module, ...], int, int]]) -> set[int]:
         import bisect
 
         seqs = [seq for seq, _ in self._by_seq]
         found: set[int] = set()
-        # Outer calls first, so inner ones overwrite them.
-        for mods, start, end in sorted(spans, key=lambda span: len(span[0])):
+        for mods, start, end in self.block_spans:
             for i in range(bisect.bisect_left(seqs, start), bisect.bisect_left(seqs, end)):
                 k = self._by_seq[i][1]
                 self.fn_modules[k] = mods
                 found.add(k)
         return found
-
-    def _attribute_inner(self) -> None:
-        if self._by_seq and self.inner_spans:
-            self._assign(self.inner_spans)
 
     # hooks
     def install_hooks(self) -> None:
@@ -1813,7 +1797,6 @@ class _Pending:
     # build
     def build(self) -> Trace:
         self._index_records()
-        self._attribute_inner()
         self._manual_updates()
         self._named_tensors()
 
