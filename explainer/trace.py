@@ -987,6 +987,12 @@ class Session:
             # part of the one being run, not a call of the script's.
             return func(*args, **kwargs)
         self._in_backward = True
+        if self._light_at is not None:
+            # A forward never runs a backward inside a block: it was interrupted (a
+            # KeyboardInterrupt the script caught skips module hooks). Start afresh.
+            self._end_light()
+            self.module_stack.clear()
+            self._span_starts.clear()
         try:
             return self._on_backward(func, args, kwargs, kind)
         finally:
