@@ -45,6 +45,7 @@ already held an earlier backward's gradient, or changed before ``optimizer.step(
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import os
@@ -474,6 +475,12 @@ class _Rec:
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
     #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
     pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
+
+    def node(self, j: int) -> tuple[Any, int]:
+        """The autograd node (and output number) that output ``j`` came from: the one it
+        had just before an in-place op gave the tensor a new ``grad_fn``, if any."""
+        t = self.outs[j]
+        return self.pre_mutation_fn.get(j, (t.grad_fn, t.output_nr))
 
 
 #: Records are swept (`Session._sweep_constants`) after at least this many new ones, or
@@ -1422,8 +1429,6 @@ class _Pending:
         may belong to another forward pass: their hooks never run, and `_index_records`
         leaves them out.
         """
-        import bisect
-
         spans = sorted((start, end) for _, start, end in self.block_spans)
         starts = [start for start, _ in spans]
 
@@ -1436,8 +1441,8 @@ class _Pending:
 
         seeds: dict[Any, None] = {root.grad_fn: None}
         for rec in self.records:
-            for j, t in enumerate(rec.outs):
-                fn = rec.pre_mutation_fn.get(j, (t.grad_fn, 0))[0]
+            for j in range(len(rec.outs)):
+                fn = rec.node(j)[0]
                 if fn is not None:
                     seeds[fn] = None
         seeds.update(self.block_inputs)
@@ -1504,21 +1509,18 @@ class _Pending:
         Autograd numbers nodes in creation order, and each block call noted the
         numbers it spanned, so a node belongs to the call whose span holds its number.
         """
-        self._by_seq: list[tuple[int, int]] = []
         if not self.block_spans:
             return set()
-        self._by_seq = sorted(
+        by_seq = sorted(
             (fn._sequence_nr(), k)
             for k, fn in enumerate(self.fn_nodes)
             if k not in self.fn_rec and type(fn) is not _ACCUMULATE_GRAD
         )
-        import bisect
-
-        seqs = [seq for seq, _ in self._by_seq]
+        seqs = [seq for seq, _ in by_seq]
         found: set[int] = set()
         for mods, start, end in self.block_spans:
             for i in range(bisect.bisect_left(seqs, start), bisect.bisect_left(seqs, end)):
-                k = self._by_seq[i][1]
+                k = by_seq[i][1]
                 self.fn_modules[k] = mods
                 found.add(k)
         return found
@@ -1636,9 +1638,7 @@ class _Pending:
         self._rec_outs: list[tuple[_Rec, Any, int, TensorValue]] = []
         for rec in self.records:
             for j, t in enumerate(rec.outs):
-                # An in-place op later gave the tensor a new grad_fn: this op's node
-                # is the one it had just before.
-                fn, nr = rec.pre_mutation_fn.get(j, (t.grad_fn, t.output_nr))
+                fn, nr = rec.node(j)
                 if fn is None or not (fn in self.fn_index or (self._kept_fns is not None and fn in self._kept_fns)):
                     continue
                 value = rec.pre_mutation[j] if j in rec.pre_mutation else snapshot(t, self.keep)

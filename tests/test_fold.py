@@ -47,15 +47,20 @@ class Net(nn.Module):
         return self.head(self.body(self.inp(x)))
 
 
+def _trace_mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nx.DiGraph:
+    """One traced MSE step of ``model`` (names come from this frame: model, x, y, loss)."""
+    with Tracer() as tr:
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+    return build_graph(tr.result, max_elements=1000)
+
+
 def _nested(seed: int = 0) -> tuple[nx.DiGraph, dict[str, torch.Tensor]]:
     """The traced graph, and every module output with its value and grad from plain autograd."""
     torch.manual_seed(seed)
     model = Net()
     x, y = torch.randn(4, 2), torch.randn(4, 1)
-    with Tracer() as tr:
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-    g = build_graph(tr.result, max_elements=1000)
+    g = _trace_mse(model, x, y)
 
     outputs: dict[str, torch.Tensor] = {}
     names = {m: f"model.{n}" if n else "model" for n, m in model.named_modules()}
@@ -173,10 +178,7 @@ def _stack() -> tuple[nx.DiGraph, Stack]:
     torch.manual_seed(0)
     model = Stack()
     x, y = torch.randn(2, 4), torch.randn(2, 1)
-    with Tracer() as tr:
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-    g = build_graph(tr.result, max_elements=1000)
+    g = _trace_mse(model, x, y)
     model.zero_grad()
     model(x)
     for o in model.outs:
