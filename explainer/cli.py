@@ -74,6 +74,19 @@ def _formats(value: str) -> tuple[str, ...]:
                    "and slides/page-NN.png.")
 @click.option("--html", "html", is_flag=True,
               help="Also write index.html: one offline page to step through the forward and backward pass.")
+@click.option("--train", is_flag=True,
+              help="Also run the whole training: loss curve, parameters over the steps and their path on the loss "
+                   "surface (training.json/svg/png).")
+@click.option("--compare", "compare", metavar="LIST",
+              help="Train once per optimizer swapped in for the script's, e.g. sgd,adam,rmsprop,adagrad "
+                   "(hyperparameters after colons: sgd:momentum=0.9). Implies --train.")
+@click.option("--lr-sweep", "lr_sweep", metavar="LIST",
+              help="Train once per learning rate with the script's own optimizer, e.g. 0.01,0.05,0.1,0.2. "
+                   "Implies --train.")
+@click.option("--lr", "lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate for --train and --compare (default: the script's).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Training runs in parallel (default: the number of cores).")
 @click.version_option(package_name="explain-graph")
 def main(
     script: Path,
@@ -97,6 +110,11 @@ def main(
     quality: str,
     slides: bool,
     html: bool,
+    train: bool,
+    compare: str | None,
+    lr_sweep: str | None,
+    lr: float | None,
+    jobs: int | None,
 ) -> None:
     """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
 
@@ -107,6 +125,7 @@ def main(
     Example:
       explain-graph assets/examples/linear_regression.py --out out/
       explain-graph train.py --step 3 --theme dark --lang ko -- --epochs 5
+      explain-graph linear_regression.py --compare sgd,adam,rmsprop,adagrad
     """
     from rich.console import Console
 
@@ -115,6 +134,13 @@ def main(
         fmt = _formats(formats)
     except click.BadParameter as exc:
         raise click.UsageError(f"--format: {exc.message}") from None
+    if compare and lr_sweep:
+        raise click.UsageError("--compare and --lr-sweep are separate experiments: give one of them")
+    if lr is not None and lr_sweep:
+        raise click.UsageError("--lr-sweep sets the learning rates itself: drop --lr")
+    if lr is not None and not (train or compare):
+        raise click.UsageError("--lr applies to training runs: add --train or --compare")
+    training = (train, compare, lr_sweep, lr, jobs) if (train or compare or lr_sweep) else None
     if out_dir is None:
         out_dir = Path("explained") / script.stem
     out_dir = out_dir.absolute()  # the user's folder, even if the script changes directory
@@ -124,7 +150,7 @@ def main(
                               max_elements, fmt, rankdir, None if no_seed else seed,
                               quality if video else None, on_video_step,
                               fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
-                              full_trace=full_trace)
+                              full_trace=full_trace, training=training)
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
@@ -149,6 +175,10 @@ def main(
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
+    if report.training is not None:
+        from .training.report import print_training
+
+        print_training(report.training, lang=lang, digits=digits)
     if report.fold is not None and report.fold.message:
         Console().print(report.fold.message, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
@@ -173,7 +203,7 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
              quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False):  # noqa: ANN001, ANN202
+             full_trace=False, training=None):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -184,6 +214,14 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
     from .render.graphviz import DiagramOptions
     from .run import RunOptions
 
+    options = None
+    if training is not None:
+        from .training.spec import TrainingOptions, parse_compare, parse_lrs
+
+        _, compare, lr_sweep, lr, jobs = training
+        options = TrainingOptions(compare=parse_compare(compare) if compare else (),
+                                  lr_sweep=parse_lrs(lr_sweep) if lr_sweep else (), lr=lr, jobs=jobs,
+                                  max_elements=max_elements)
     return explain_script(
         script,
         out_dir,
@@ -198,6 +236,7 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         slides=slides,
         html=html,
         full_trace=full_trace,
+        training=options,
     )
 
 

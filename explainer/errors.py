@@ -75,3 +75,15 @@ class ToolError(ExplainerError):
     """A command-line tool an output needs (rsvg-convert, pdftoppm) is missing or failed."""
 
     exit_code = 5
+
+
+class TrainingOptionError(ExplainerError):
+    """A bad ``--compare`` / ``--lr-sweep`` / ``--lr`` value, or one the script's optimizer cannot take."""
+
+    exit_code = 2
+
+
+class NoTrainingError(ExplainerError):
+    """``--train`` and friends: the script never called ``optimizer.step()`` of a torch.optim optimizer."""
+
+    exit_code = 4

@@ -25,7 +25,7 @@ from .run import RunOptions, run_script
 #: Every file or folder an explanation may write; others in the folder are left alone.
 OUTPUT_NAMES = frozenset(
     {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
-     "slides.pdf", "slides", "index.html"}
+     "slides.pdf", "slides", "index.html", "training.json", "training.svg", "training.png", "training.mp4"}
 )
 
 
@@ -45,6 +45,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     fold: FoldResult | None = None  # how the diagram was folded (graph.json is always full)
+    training: Any = None  # explainer.training.record.TrainingRecord with --train/--compare/--lr-sweep
 
 
 def write_outputs(
@@ -59,13 +60,15 @@ def write_outputs(
     shown: nx.DiGraph | None = None,
     slides: bool = False,
     html: bool = False,
+    extra: Callable[[Path], list[Path]] | None = None,
 ) -> list[Path]:
     """Render ``g`` into ``out_dir`` atomically; return the files written.
 
     ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
     view, `explainer.fold`); graph.json always holds the full ``g``. ``slides`` adds
     ``slides.pdf`` and ``slides/page-NN.png``, ``html`` an offline ``index.html``:
-    both show the same view as the diagram.
+    both show the same view as the diagram. ``extra`` writes more files into the
+    same temporary folder after these (the training outputs), so they move with them.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +94,8 @@ def write_outputs(
             from .render.html import render_html
 
             render_html(g if shown is None else shown, tmp, diagram)
+        if extra is not None:
+            extra(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
@@ -125,6 +130,7 @@ def explain_script(
     slides: bool = False,
     html: bool = False,
     full_trace: bool = False,
+    training: Any = None,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
@@ -133,6 +139,8 @@ def explain_script(
     The repeated blocks of a large model record only their outputs unless the
     diagram opens them (``fold.depth``, ``fold.expand``, ``max_nodes=0``) or
     ``full_trace`` asks for every op (`explainer.trace.RecordOptions`).
+    ``training`` (`explainer.training.TrainingOptions`) also trains the script over
+    time after the trace and writes training.json/svg/png (`explainer.training`).
     """
     from .trace import RecordOptions
 
@@ -146,9 +154,15 @@ def explain_script(
     g = build_graph(result.trace, max_elements=max_elements)
     losses = result.losses if run.run_to_end else None
     view = fold_for_display(g, fold)
+    trained, extra = None, None
+    if training is not None:
+        from .training.explain import run_training, training_writer
+
+        trained = run_training(script, argv, training, seed=run.seed)
+        extra = training_writer(trained, diagram, video.quality if video else None, slides=slides, html=html)
     files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step, video, on_video_step,
-                          shown=view.graph if view.folded else None, slides=slides, html=html)
-    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view)
+                          shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra)
+    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, training=trained)
 
 
 def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, **options: Any) -> list[Path]:

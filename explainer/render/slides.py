@@ -375,4 +375,45 @@ def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = No
     return [pdf, *sorted(pngs)]
 
 
-__all__ = ["Page", "build_pages", "fit_caption", "plan_pages", "render_slides", "text_width"]
+def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
+    """Add ``pages`` (16:9 SVG trees, e.g. the training pages) after a deck `render_slides` wrote.
+
+    ``slides.pdf`` gets them at its end (``pdfunite``), ``slides/`` their PNGs,
+    numbered on from the deck's; returns the new PNGs.
+    """
+    if not pages:
+        return []
+    rsvg = _tool("rsvg-convert", "librsvg2-bin")
+    pdftoppm = _tool("pdftoppm", "poppler-utils")
+    pdfunite = _tool("pdfunite", "poppler-utils")
+    out_dir = Path(out_dir)
+    pdf, png_dir = out_dir / "slides.pdf", out_dir / "slides"
+    old = sorted(png_dir.glob("page-*.png"))
+    total = len(old) + len(pages)
+    digits = max(2, len(str(total)))
+    for f in old:  # keep one width of page numbers over the whole deck
+        n = int(re.search(r"-(\d+)\.png$", f.name).group(1))  # type: ignore[union-attr]
+        f.rename(png_dir / f"page-{n:0{digits}d}.png")
+    with tempfile.TemporaryDirectory(prefix="explain-graph-slides-") as tmp:
+        files = []
+        for i, page in enumerate(pages, 1):
+            path = Path(tmp) / f"extra-{i:03d}.svg"
+            path.write_text(ET.tostring(page, encoding="unicode"), encoding="utf-8")
+            files.append(str(path))
+        extra = Path(tmp) / "extra.pdf"
+        _run([rsvg, "-f", "pdf", "-o", str(extra), *files], "rsvg-convert (slides.pdf)")
+        merged = Path(tmp) / "merged.pdf"
+        _run([pdfunite, str(pdf), str(extra), str(merged)], "pdfunite (slides.pdf)")
+        _run([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(extra), str(Path(tmp) / "p")],
+             "pdftoppm (slide PNGs)")
+        shutil.move(str(merged), pdf)
+        pngs = []
+        for f in sorted(Path(tmp).glob("p-*.png")):
+            n = len(old) + int(re.search(r"-(\d+)\.png$", f.name).group(1))  # type: ignore[union-attr]
+            dest = png_dir / f"page-{n:0{digits}d}.png"
+            shutil.move(str(f), dest)
+            pngs.append(dest)
+    return pngs
+
+
+__all__ = ["Page", "append_pages", "build_pages", "fit_caption", "plan_pages", "render_slides", "text_width"]
