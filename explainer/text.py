@@ -126,6 +126,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "tr_reason_large": "the model is too large to keep its trajectory",
         "tr_reason_program": "the loss of the first backward() could not be replayed",
         "tr_lr": "lr",
+        "tr_note_no_video": "No training.mp4: it draws the runs on the loss surface, and this training has none.",
         "tr_theory": "theory",
     },
     "ko": {
@@ -243,6 +244,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "tr_reason_large": "모델이 커서 경로를 보관하지 않았습니다",
         "tr_reason_program": "첫 backward()의 손실을 다시 계산할 수 없었습니다",
         "tr_lr": "학습률",
+        "tr_note_no_video": "training.mp4 없음: 실행 경로를 손실 곡면 위에 그리는데, 이 학습에는 곡면이 없습니다.",
         "tr_theory": "이론값",
     },
 }

@@ -245,3 +245,30 @@ def test_parse_options() -> None:
     assert dict(choices[2].kwargs) == {"momentum": 0.9, "nesterov": True}
     assert choices[2].label == "SGD (momentum=0.9, nesterov=True)"
     assert parse_lrs("0.01,0.1") == (0.01, 0.1)
+
+
+def test_training_video_decoded(swept, tmp_path) -> None:  # noqa: ANN001
+    import av
+
+    from explainer.training.video import CLOSE_SECONDS, OPEN_SECONDS, RUN_SECONDS, render_training_video
+
+    path = render_training_video(swept, tmp_path, "low", lang="ko")
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(stream)]
+    assert frames[0].shape == (480, 854, 3)
+    seconds = len(frames) / 15
+    expected = OPEN_SECONDS + len(swept.runs) * (RUN_SECONDS + 0.4) + 0.6 + CLOSE_SECONDS
+    assert abs(seconds - expected) < 1.0, (seconds, expected)
+    # the paths grow: frames within a run differ, and each run adds its colour to the picture
+    first_run = int(OPEN_SECONDS * 15)
+    a, b = frames[first_run + 5], frames[first_run + 40]
+    assert np.abs(a.astype(int) - b.astype(int)).sum() > 1000
+    blue = np.array([0x00, 0x72, 0xB2])
+    green = np.array([0x00, 0x9E, 0x73])
+
+    def pixels(frame: np.ndarray, rgb: np.ndarray) -> int:
+        return int((np.abs(frame.astype(int) - rgb).sum(axis=2) < 40).sum())
+
+    assert pixels(frames[1], blue) < pixels(frames[-1], blue)
+    assert pixels(frames[1], green) < 50 < pixels(frames[-1], green)  # the diverging run (lr 0.5), drawn last

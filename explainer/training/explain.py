@@ -77,19 +77,37 @@ def run_training(script: str | Path, argv: list[str] | None = None, options: Tra
 
 
 def write_training(record: TrainingRecord, folder: Path, theme: str = "light", lang: str = "en", digits: int = 4,
-                   video: str | None = None) -> list[Path]:
-    """Write ``training.json``, ``training.svg``, ``training.png`` (and ``training.mp4`` at quality ``video``)."""
+                   video: str | None = None, progress: bool = False) -> list[Path]:
+    """Write ``training.json``, ``training.svg``, ``training.png`` (and ``training.mp4`` at quality ``video``,
+    when there is a surface to draw the runs on; else a note says why not)."""
     from .plots import training_figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if video is not None and record.surface is None and not any(n["key"] == "tr_note_no_video" for n in record.notes):
+        record.notes.append({"key": "tr_note_no_video", "params": {}})
     files = [save_training(record, folder / "training.json")]
     files += training_figure(record, folder, theme, lang, digits)
-    if video is not None:
+    if video is not None and record.surface is not None:
         from .video import render_training_video
 
-        files.append(render_training_video(record, folder, video, theme, lang, digits))
+        with _video_bar(progress) as on_part:
+            files.append(render_training_video(record, folder, video, theme, lang, digits, on_part))
     return files
+
+
+@contextmanager
+def _video_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rendering training.mp4"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("video", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def training_writer(record: TrainingRecord, diagram: Any, video: str | None = None, slides: bool = False,
@@ -99,7 +117,7 @@ def training_writer(record: TrainingRecord, diagram: Any, video: str | None = No
 
     def write(folder: Path) -> list[Path]:
         theme, lang, digits = diagram.theme, diagram.lang, diagram.digits
-        files = write_training(record, folder, theme, lang, digits, video)
+        files = write_training(record, folder, theme, lang, digits, video, progress=True)
         page = folder / "index.html"
         if html and page.exists():
             from ..render.views import add_view
