@@ -128,7 +128,7 @@ def draw_surface(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits:
     if hi > lo > 0:
         levels = np.geomspace(lo, hi, 16)
         cf = ax.contourf(xs, ys, np.clip(z, lo, None), levels=levels, norm=mcolors.LogNorm(lo, hi),
-                         cmap="Blues_r" if theme.name == "light" else "cividis", alpha=0.55, extend="min")
+                         cmap="Blues_r", alpha=0.55 if theme.name == "light" else 0.4, extend="min")
         cf.set_gid("surface")
         lines = ax.contour(xs, ys, z, levels=levels[::3], colors=theme.muted, linewidths=0.6, alpha=0.8)
         ax.clabel(lines, fmt=lambda v: fmt_number(v, 2), fontsize=7, colors=theme.muted)

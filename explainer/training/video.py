@@ -67,7 +67,7 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
         if hi > lo > 0:
             levels = np.geomspace(lo, hi, 16)
             ax.contourf(s.x, s.y, np.clip(z, lo, None), levels=levels, norm=mcolors.LogNorm(lo, hi),
-                        cmap="Blues_r" if theme_name == "light" else "cividis", alpha=0.55, extend="min")
+                        cmap="Blues_r", alpha=0.55 if theme_name == "light" else 0.4, extend="min")
             ax.contour(s.x, s.y, z, levels=levels[::3], colors=get_theme(theme_name).muted, linewidths=0.8)
         ax.set_xlim(s.x[0], s.x[-1])
         ax.set_ylim(s.y[0], s.y[-1])
