@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import EXAMPLES, ROOT, run_cli
 
 from explainer.training.explain import run_training, write_training
@@ -66,12 +65,12 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[list[floa
 
 
 @pytest.fixture(scope="module")
-def compared():  # noqa: ANN201
+def compared():
     return run_training(LECTURE, [], TrainingOptions(compare=parse_compare("sgd,adam,rmsprop,adagrad")), progress=False)
 
 
 @pytest.fixture(scope="module")
-def swept():  # noqa: ANN201
+def swept():
     return run_training(LECTURE, [], TrainingOptions(lr_sweep=SWEEP, surface=True), progress=False)
 
 
@@ -83,7 +82,7 @@ def same(a: float | None, b: float) -> bool:
     return a == b or abs(a - b) <= 1e-6 * abs(b)
 
 
-def check_against(run, rows: list[list[float]]) -> None:  # noqa: ANN001
+def check_against(run, rows: list[list[float]]) -> None:
     assert run.steps == len(rows) == 200
     for i, (loss, w, b) in enumerate(rows):
         assert same(run.loss[i], loss), (run.label, i, run.loss[i], loss)
@@ -91,7 +90,7 @@ def check_against(run, rows: list[list[float]]) -> None:  # noqa: ANN001
         assert same(run.params["model.bias"][i], b), (run.label, i)
 
 
-def test_compare_equals_editing_the_optimizer_line(compared, oracle) -> None:  # noqa: ANN001
+def test_compare_equals_editing_the_optimizer_line(compared, oracle) -> None:
     for run, name in zip(compared.runs, COMPARE):
         assert run.optimizer == name and run.lr == 0.05
         check_against(run, oracle[name])
@@ -104,7 +103,7 @@ def test_compare_equals_editing_the_optimizer_line(compared, oracle) -> None:  #
     assert any(n["key"] == "tr_note_swapped" and n["params"]["label"] == "Adam" for n in compared.notes)
 
 
-def test_lr_sweep_equals_editing_the_lr_and_marks_divergence(swept, oracle) -> None:  # noqa: ANN001
+def test_lr_sweep_equals_editing_the_lr_and_marks_divergence(swept, oracle) -> None:
     for run, lr in zip(swept.runs, SWEEP):
         assert run.optimizer == "SGD" and run.lr == lr
         check_against(run, oracle[f"lr={lr}"])
@@ -117,7 +116,7 @@ def test_lr_sweep_equals_editing_the_lr_and_marks_divergence(swept, oracle) -> N
     assert fast.reached_at(swept.threshold) is not None and ok.reached_at(swept.threshold) is None  # 0.01 crawls
 
 
-def test_first_step_numbers_are_the_optimizers_own(compared) -> None:  # noqa: ANN001
+def test_first_step_numbers_are_the_optimizers_own(compared) -> None:
     from explainer.training.update_rules import first_step_rules
 
     sgd, adam, rms, ada = compared.runs
@@ -133,7 +132,7 @@ def test_first_step_numbers_are_the_optimizers_own(compared) -> None:  # noqa: A
     assert "0.05·(−10) = 0.4925" in " ".join(first_step_rules(rms)[0].lines)
 
 
-def test_surface_is_the_scripts_loss_with_its_least_squares_minimum(compared) -> None:  # noqa: ANN001
+def test_surface_is_the_scripts_loss_with_its_least_squares_minimum(compared) -> None:
     s = compared.surface
     assert s.kind == "params" and s.axes == ["model.weight", "model.bias"] and s.matches_script
     # the minimum comes from the data (least squares), not from knowing the lecture
@@ -168,7 +167,7 @@ def svg_ids(path: Path) -> list[str]:
     return [e.get("id") for e in ET.parse(path).iter() if e.get("id")]
 
 
-def test_plots_one_path_per_run_minimum_marked_deterministic(swept, tmp_path) -> None:  # noqa: ANN001
+def test_plots_one_path_per_run_minimum_marked_deterministic(swept, tmp_path) -> None:
     files = write_training(swept, tmp_path / "a")
     assert [f.name for f in files] == ["training.json", "training.svg", "training.png"]
     ids = svg_ids(tmp_path / "a" / "training.svg")
@@ -225,7 +224,7 @@ def test_cli_compare_korean_html_slides(tmp_path) -> None:
     (("--compare", "sgd", "--lr-sweep", "0.1"), 2, "separate experiments"),
     (("--lr-sweep", "0.1,x"), 2, "is not a number"),
 ])
-def test_cli_bad_training_options(tmp_path, args, code, words) -> None:  # noqa: ANN001
+def test_cli_bad_training_options(tmp_path, args, code, words) -> None:
     out = tmp_path / "out"
     r = run_cli(str(LECTURE), "--out", str(out), *args)
     assert r.returncode == code and words in r.stderr
@@ -247,7 +246,7 @@ def test_parse_options() -> None:
     assert parse_lrs("0.01,0.1") == (0.01, 0.1)
 
 
-def test_training_video_decoded(swept, tmp_path) -> None:  # noqa: ANN001
+def test_training_video_decoded(swept, tmp_path) -> None:
     import av
 
     from explainer.training.video import CLOSE_SECONDS, OPEN_SECONDS, RUN_SECONDS, render_training_video

@@ -85,8 +85,8 @@ def param_names(params: list[torch.Tensor]) -> list[str]:
                         names[id(value)] = var
         frame = frame.f_back  # type: ignore[assignment]
     out = []
-    for i, p in enumerate(params):
-        name = names.get(id(p), f"param[{i}]")
+    for i, param in enumerate(params):
+        name = names.get(id(param), f"param[{i}]")
         out.append(name if name not in out else f"{name}#{i}")
     return out
 
@@ -223,7 +223,7 @@ class StepRecorder:
             keep["lr"] = spec.lr if spec.lr is not None else g["lr"]
             groups.append({"params": list(g["params"]), **keep})
         try:
-            swapped = cls(groups)  # type: ignore[call-arg]  (a subclass: defaults are its own)
+            swapped = cls(groups)  # type: ignore[call-arg]  # a subclass: its own defaults
         except (TypeError, ValueError) as exc:
             raise TrainingOptionError(f"cannot build {cls.__name__} from the script's parameters: {exc}") from None
         same = cls is type(opt) and all(

@@ -155,7 +155,7 @@ def _table(page: ET.Element, theme: Any, header: list[str], rows: list[list[str]
     scale = min(1.0, (PAGE_W - 2 * MARGIN) / sum(widths))
     size *= scale
     widths = [w * scale for w in widths]
-    y = HEADER_H + 30
+    y = HEADER_H + 30.0
     for r, cells in enumerate([header] + rows):
         x = float(MARGIN)
         for k, (cell, w) in enumerate(zip(cells, widths)):

@@ -179,7 +179,7 @@ def _norm_series(run: Run) -> np.ndarray:
             v = run.initial[name] if i == 0 else values[i - 1]
             if isinstance(v, dict):
                 n = v.get("norm")
-                total += float(n) ** 2 if finite(n) else math.nan
+                total += float(n) ** 2 if n is not None and finite(n) else math.nan
             else:
                 arr = np.asarray(v, dtype=float)
                 total += float((arr * arr).sum())
@@ -263,7 +263,7 @@ def training_figure(record: TrainingRecord, folder: Path, theme_name: str = "lig
     import matplotlib.pyplot as plt
 
     th = get_theme(theme_name)
-    with plt.rc_context(rc(theme_name)):
+    with plt.rc_context(rc(theme_name)):  # type: ignore[arg-type]
         fig = plt.figure(figsize=(15, 10.5), dpi=110)
         gs = fig.add_gridspec(3, 2, height_ratios=[1, 1, 0.95], width_ratios=[1.1, 1], hspace=0.42, wspace=0.16,
                               left=0.06, right=0.98, top=0.93, bottom=0.03)
@@ -298,8 +298,8 @@ def panels_svg(record: TrainingRecord, theme_name: str = "light", lang: str = "e
     import matplotlib.pyplot as plt
 
     th = get_theme(theme_name)
-    with plt.rc_context({**rc(theme_name), "font.size": 13, "axes.titlesize": 16, "axes.labelsize": 14,
-                         "legend.fontsize": 12}):
+    large = {**rc(theme_name), "font.size": 13, "axes.titlesize": 16, "axes.labelsize": 14, "legend.fontsize": 12}
+    with plt.rc_context(large):  # type: ignore[arg-type]
         fig = plt.figure(figsize=(16, 7.2), dpi=100)
         gs = fig.add_gridspec(1, 2, width_ratios=[1.1, 1], wspace=0.18, left=0.06, right=0.98, top=0.93, bottom=0.14)
         if record.surface is not None:

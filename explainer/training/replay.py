@@ -203,9 +203,9 @@ class LossProgram:
                 args, kwargs = tree_unflatten(flat, op.spec)
                 out = op.func(*args, **kwargs)
                 outs, _ = tree_flatten(out)
-                for key, o in zip(op.outputs, outs):
-                    if key is not None:
-                        env[key] = o
+                for out_key, o in zip(op.outputs, outs):
+                    if out_key is not None:
+                        env[out_key] = o
         return float(env[self.root].reshape(-1)[0])
 
 

@@ -125,11 +125,11 @@ def print_training(record: TrainingRecord, lang: str = "en", digits: int = 4, co
 
 def loss_range(runs: list[Run]) -> tuple[float, float] | None:
     """Smallest and largest finite loss of the runs before they diverged."""
-    values = [v for r in runs for i, v in enumerate(r.loss, 1)
-              if finite(v) and (r.diverged_at is None or i < r.diverged_at)]
+    values = [float(v) for r in runs for i, v in enumerate(r.loss, 1)
+              if v is not None and finite(v) and (r.diverged_at is None or i < r.diverged_at)]
     if not values:
         return None
-    return float(min(values)), float(max(values))  # type: ignore[arg-type]
+    return min(values), max(values)
 
 
 __all__ = ["loss_range", "minimum_text", "note_text", "notes", "print_training", "run_label", "surface_caption",

@@ -140,7 +140,7 @@ def run_all(specs: Sequence[RunSpec], jobs: int, on_event: OnEvent | None = None
             for conn in wait(list(running)):
                 w = running[conn]
                 try:
-                    msg: dict[str, Any] = conn.recv()  # type: ignore[union-attr]
+                    msg: dict[str, Any] = conn.recv()  # type: ignore[union-attr, call-arg, assignment]
                 except EOFError:
                     w.proc.join(5)
                     raise RuntimeError(f"training run {w.spec.index + 1} ended without a result "

@@ -119,10 +119,10 @@ def _matches(ev: Evaluator, runs: Sequence[Run], points: Sequence[tuple[np.ndarr
     """Is the replayed loss the loss the script computed, at these (full parameter vector, step) points?"""
     for theta, s, run in points:
         want = run.loss[s] if s < run.steps else None
-        if not finite(want):
+        if want is None or not finite(want):
             continue
         got = ev.evaluate(theta, np.zeros((2, theta.size)), [(0.0, 0.0)])[0]
-        if not (finite(got) and abs(got - want) <= RTOL * max(abs(want), 1e-12)):  # type: ignore[operator]
+        if not (finite(got) and abs(got - want) <= RTOL * max(abs(want), 1e-12)):
             return False
     return True
 
@@ -170,7 +170,7 @@ def random_directions(run: Run, theta0: np.ndarray, seed: int) -> np.ndarray:
             d = rng.standard_normal(w.shape)
             if d.ndim >= 2:
                 for i in range(d.shape[0]):
-                    d[i] *= np.linalg.norm(w[i]) / max(np.linalg.norm(d[i]), 1e-12)
+                    d[i] *= float(np.linalg.norm(w[i])) / max(float(np.linalg.norm(d[i])), 1e-12)
             else:  # biases and other vectors: as Li et al., left out of the direction
                 d[...] = 0.0
             parts.append(d.reshape(-1))

@@ -23,7 +23,7 @@ from ..render.video import QUALITIES
 from ..text import fmt_number, t
 from ..themes import FONT, get_theme
 from .plots import colour, rc, until_exit
-from .record import TrainingRecord, finite
+from .record import Surface, TrainingRecord, finite
 from .report import loss_range, minimum_text, run_label, title
 
 #: Seconds of video for one run's growth, the opening and the closing.
@@ -60,7 +60,7 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
     lo = max(float(np.nanmin(z)), hi * 1e-5, 1e-12)
     fw, fh = 8.0 * width / height, 8.0
     left, bottom, w, h = SURFACE_BOX
-    with plt.rc_context(rc(theme_name)):
+    with plt.rc_context(rc(theme_name)):  # type: ignore[arg-type]
         fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
         ax = fig.add_axes(((left + fw / 2) / fw, (bottom + fh / 2) / fh, w / fw, h / fh))
         ax.set_axis_off()
@@ -79,7 +79,7 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
 def build_scene_class() -> type:
     m = _manim()
 
-    class TrainingScene(m.Scene):
+    class TrainingScene(m.Scene):  # type: ignore[misc, name-defined]
         """Performs a training record: the surface, then each run's path and loss curve growing."""
 
         def __init__(self, record: TrainingRecord, image: Path, theme: str, lang: str, digits: int,
@@ -90,6 +90,9 @@ def build_scene_class() -> type:
                     super().__init__(background_image=str(image), **kw)
 
             super().__init__(camera_class=Backdrop, **kwargs)
+            if record.surface is None:
+                raise ExplainerError("training.mp4 needs a loss surface to draw the runs on")
+            self.s: Surface = record.surface
             self.record, self.th, self.lang, self.digits = record, get_theme(theme), lang, digits
             self.on_part = on_part
             self.texts: dict[str, Any] = {}
@@ -100,7 +103,7 @@ def build_scene_class() -> type:
 
         # -- coordinates -----------------------------------------------------------------
         def surf(self, x: float, y: float) -> Any:
-            s = self.record.surface
+            s = self.s
             left, bottom, w, h = SURFACE_BOX
             return np.array([left + (x - s.x[0]) / (s.x[-1] - s.x[0]) * w,
                              bottom + (y - s.y[0]) / (s.y[-1] - s.y[0]) * h, 0.0])
@@ -136,7 +139,7 @@ def build_scene_class() -> type:
                 self.on_part(done, total)
 
         def opening(self) -> None:
-            rec, th, s = self.record, self.th, self.record.surface
+            rec, th, s = self.record, self.th, self.s
             head = self.text(title(rec, self.lang), 30, bold=True).to_edge(m.UP, buff=0.25).to_edge(m.LEFT, buff=0.4)
             left, bottom, w, h = SURFACE_BOX  # the contour itself is the camera's background (`backdrop`)
             frame = m.Rectangle(width=w, height=h, stroke_color=th.muted, stroke_width=1.5)
@@ -181,18 +184,18 @@ def build_scene_class() -> type:
             self.counter.become(self.texts[key].copy().move_to(self.counter, aligned_edge=m.RIGHT))
 
         def grow(self, i: int) -> None:
-            run, s, col = self.record.runs[i], self.record.surface, colour(i)
+            run, s, col = self.record.runs[i], self.s, colour(i)
             left, bottom, _, h = SURFACE_BOX
             pts, exit_at = until_exit(np.asarray(s.paths[i], dtype=float).reshape(-1, 2),
                                       np.array([s.x[0], s.y[0]]), np.array([s.x[-1], s.y[-1]]))
             if exit_at is not None and len(pts):
                 pts = np.vstack([pts[:-1], exit_at])
             scene_pts = [self.surf(*p) for p in pts] or [self.surf(*s.paths[i][0])]
-            losses = [(k, v) for k, v in enumerate(run.loss, 1) if finite(v)]
+            losses = [(k, float(v)) for k, v in enumerate(run.loss, 1) if v is not None and finite(v)]
             curve_pts = []
-            for k, v in losses:
-                if self.loss_lo < v <= self.loss_hi or not self.log:  # type: ignore[operator]
-                    curve_pts.append(self.curve(k, min(max(v, self.loss_lo), self.loss_hi)))  # type: ignore[type-var]
+            for k, v in losses:  # drawn until the curve leaves the panel
+                if self.loss_lo < v <= self.loss_hi or not self.log:
+                    curve_pts.append(self.curve(k, min(max(v, self.loss_lo), self.loss_hi)))
                 else:
                     break
             steps = max(run.steps, 1)
