@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -304,7 +303,7 @@ class StepRecorder:
             updates.append(ParamUpdate(name, before, grad, _first(p), state))
         self.run.first_step = updates
 
-    def finish(self, seconds: float) -> Run:
+    def finish(self) -> Run:
         """The run as recorded; the last step joins the samples if the thinning skipped it."""
         run = self.run
         last = max(run.samples.get("steps") or [0], default=0)
@@ -312,12 +311,7 @@ class StepRecorder:
             last = min(last, self.vectors[-1][0]) if run.samples.get("steps") else self.vectors[-1][0]
         if run.steps and last != run.steps:
             self._sample(run.steps, thin=False)
-        run.seconds = seconds
         return run
 
 
-def now() -> float:
-    return time.perf_counter()
-
-
-__all__ = ["SAMPLES", "BackwardWatch", "StepRecorder", "hyper_of", "now", "param_names"]
+__all__ = ["SAMPLES", "BackwardWatch", "StepRecorder", "hyper_of", "param_names"]

@@ -134,7 +134,6 @@ class Run:
     first_step: list[ParamUpdate] = field(default_factory=list)
     diverged_at: int | None = None
     error: str | None = None
-    seconds: float = 0.0
 
     @property
     def steps(self) -> int:

@@ -104,7 +104,6 @@ class Worker:
         if program is not None:
             recorder.first_backward = lambda root: self._cut(program, root)
         tail = Tail()
-        start = time.perf_counter()
         error = None
         with as_main(script, spec.argv) as module:
             saved_out, saved_err = sys.stdout, sys.stderr
@@ -135,7 +134,7 @@ class Worker:
                     user_traceback(exc, script))
             finally:
                 sys.stdout, sys.stderr = saved_out, saved_err
-        run = recorder.finish(time.perf_counter() - start)
+        run = recorder.finish()
         run.diverged_at = find_divergence(run.loss)
         if error is not None:
             if run.diverged_at is None:
@@ -201,6 +200,8 @@ def work(spec: RunSpec, conn: Any) -> None:
         return
     except ExplainerError as exc:
         worker.send(type="error", kind="explainer", cls=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
+        return
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it and ends us
         return
     except BaseException:  # noqa: BLE001  (a bug of ours: the parent shows the traceback)
         worker.send(type="error", kind="bug", message=traceback.format_exc())
