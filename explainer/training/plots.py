@@ -224,7 +224,11 @@ def draw_table(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits: i
                    bbox=(0, max(0.0, 1 - 0.16 * (len(rows) + 1)), 1, min(1.0, 0.16 * (len(rows) + 1))))
     tab.auto_set_font_size(False)
     tab.set_fontsize(9)
+    # columns as wide as their longest line (the table is then scaled into its box)
+    chars = [max(len(line) for cell in [h] + [row[k] for row in rows] for line in cell.split("\n")) + 2
+             for k, h in enumerate(header)]
     for (r, c), cell in tab.get_celld().items():
+        cell.set_width(chars[c] / sum(chars))
         cell.set_edgecolor(theme.muted)
         cell.set_linewidth(0.4)
         cell.set_facecolor(theme.background)

@@ -72,10 +72,11 @@ def _adam(run: Run, u: ParamUpdate, d: int) -> list[str]:
         f"v = (1−β₂)·g² = {_n(1 - b2, d)}·{_p(u.grad, d)}² = {_n(v, d)}",
         f"m̂ = m/(1−β₁) = {_n(mh, d)}, v̂ = v/(1−β₂) = {_n(vh, d)}",
     ]
-    wd = _hyper(run, "weight_decay", 0)
-    if wd and run.optimizer == "AdamW":
-        out.append(f"θ ← θ·(1 − η·λ) = {_n(u.before * (1 - lr * wd), d)}")
-    out.append(f"θ ← θ − η·m̂/(√v̂+ε) = {_n(u.before, d)} − {_n(lr, d)}·{_p(ratio, d)} = {_n(u.after, d)}")
+    wd, theta = _hyper(run, "weight_decay", 0), u.before
+    if wd and run.optimizer == "AdamW":  # decoupled weight decay first, then the Adam step
+        theta = u.before * (1 - lr * wd)
+        out.append(f"θ ← θ·(1 − η·λ) = {_n(u.before, d)}·(1 − {_n(lr, d)}·{_n(wd, d)}) = {_n(theta, d)}")
+    out.append(f"θ ← θ − η·m̂/(√v̂+ε) = {_n(theta, d)} − {_n(lr, d)}·{_p(ratio, d)} = {_n(u.after, d)}")
     return out
 
 
