@@ -273,7 +273,7 @@ def test_training_video_decoded(swept, tmp_path) -> None:
     assert pixels(frames[1], green) < 50 < pixels(frames[-1], green)  # the diverging run (lr 0.5), drawn last
 
 
-def test_same_script_same_record(compared) -> None:  # noqa: ANN001
+def test_same_script_same_record(compared) -> None:
     again = run_training(LECTURE, [], TrainingOptions(compare=parse_compare("sgd,adam,rmsprop,adagrad"), jobs=1),
                          progress=False)
     assert json.dumps(again.to_json()) == json.dumps(compared.to_json())  # whatever the order runs finish in
