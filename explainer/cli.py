@@ -5,10 +5,14 @@ Heavy imports (torch, networkx) happen inside the command, so ``--help`` is inst
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -37,8 +41,12 @@ def _formats(value: str) -> tuple[str, ...]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=True))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder (default: explained/<script name>/).")
+@click.option("-o", "--out", "out_dir", metavar="DIR",
+              help="Output folder (default: explained/<script name>/). Files of yours there are never replaced "
+                   "unless --force names them.")
+@click.option("--force", is_flag=True,
+              help="Replace files in the output folder that have output names but were not written by "
+                   "explain-graph (or were changed since).")
 @click.option("--step", default=1, show_default=True, type=click.IntRange(min=1),
               help="Explain the N-th backward() call of the script.")
 @click.option("--run-to-end", is_flag=True,
@@ -52,7 +60,7 @@ def _formats(value: str) -> tuple[str, ...]:
 @click.option("--format", "formats", default="svg,png,pdf", show_default=True, help="Diagram formats, comma-separated.")
 @click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None,
               help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
 @click.option("--no-seed", is_flag=True, help="Do not seed: the script's randomness is left as it is.")
 @click.option("--depth", type=click.IntRange(min=0), default=None,
@@ -75,10 +83,11 @@ def _formats(value: str) -> tuple[str, ...]:
 @click.option("--html", "html", is_flag=True,
               help="Also write index.html: one offline page to step through the forward and backward pass.")
 @click.version_option(package_name="explain-graph")
-def main(
+def command(
     script: Path,
     script_args: tuple[str, ...],
-    out_dir: Path | None,
+    out_dir: str | None,
+    force: bool,
     step: int,
     run_to_end: bool,
     theme: str,
@@ -110,47 +119,28 @@ def main(
     """
     from rich.console import Console
 
-    err = Console(stderr=True)
+    from .output import check_out_path
+
     try:
         fmt = _formats(formats)
     except click.BadParameter as exc:
         raise click.UsageError(f"--format: {exc.message}") from None
-    if out_dir is None:
-        out_dir = Path("explained") / script.stem
-    out_dir = out_dir.absolute()  # the user's folder, even if the script changes directory
-    try:
-        with _video_progress(video) as on_video_step:
-            report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
-                              max_elements, fmt, rankdir, None if no_seed else seed,
-                              quality if video else None, on_video_step,
-                              fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
-                              full_trace=full_trace)
-    except UserScriptError as exc:
-        if exc.user_traceback:
-            sys.stderr.write(exc.user_traceback)
-        _error(err, str(exc))
-        sys.exit(exc.exit_code)
-    except ExplainerError as exc:
-        _error(err, str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _error(err, "interrupted: nothing was written")
-        sys.exit(130)
-    except OSError as exc:
-        _error(err, f"could not write the output ({exc.strerror or exc}: {exc.filename or out_dir}): "
-                    "check the --out folder's permissions and free space")
-        sys.exit(1)
-    except Exception:  # a bug of ours: say so, with the full traceback to report
-        import traceback
-
-        traceback.print_exc()
-        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
-        sys.exit(70)
+    # The user's folder, resolved now: the script may change directory.
+    out = check_out_path(Path("explained") / script.stem if out_dir is None else out_dir)
+    err = Console(stderr=True)
+    with _video_progress(video) as on_video_step:
+        report = _explain(script, list(script_args), out, step, run_to_end, theme, lang, digits,
+                          max_elements, fmt, rankdir, None if no_seed else seed,
+                          quality if video else None, on_video_step,
+                          fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
+                          full_trace=full_trace, force=force,
+                          on_wait=lambda msg: err.print(msg, style="yellow", highlight=False, markup=False))
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
-    if report.fold is not None and report.fold.message:
-        Console().print(report.fold.message, style="yellow", highlight=False, markup=False, soft_wrap=True)
+    for line in (report.ended, report.fold.message if report.fold is not None else None):
+        if line:
+            Console().print(line, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager
@@ -173,7 +163,7 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
              quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False):  # noqa: ANN001, ANN202
+             full_trace=False, force=False, on_wait=None):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -198,7 +188,90 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         slides=slides,
         html=html,
         full_trace=full_trace,
+        force=force,
+        on_wait=on_wait,
     )
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every cleanup on the way out runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup short
+    raise _Terminated
+
+
+def _stdout_closed() -> bool:
+    try:
+        return sys.stdout is None or os.fstat(sys.stdout.fileno()) is None
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """``explain-graph``: the command, with every way out mapped to a documented exit status.
+
+    0 done; 1 the output could not be written; 2 bad input or options (also a file of yours
+    in the way); 3 the script raised; 4 nothing to explain; 5 an external tool failed;
+    70 a bug in explain-graph; 130 Ctrl-C; 143 SIGTERM.
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if _stdout_closed():
+        _error(err, "standard output is closed: run explain-graph with it open (or redirected, >/dev/null)")
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        # Without standalone mode click returns --help's and --version's exit status, and
+        # raises everything else here, where each gets its exit status.
+        rv = command.main(args=argv, prog_name="explain-graph", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _error(err, "interrupted: the output folder keeps its earlier files")
+        code = 130
+    except _Terminated:
+        _error(err, "terminated: the output folder keeps its earlier files")
+        code = 143
+    except UserScriptError as exc:
+        if exc.user_traceback:
+            sys.stderr.write(exc.user_traceback)
+        _error(err, str(exc))
+        code = exc.exit_code
+    except ExplainerError as exc:
+        _error(err, str(exc))
+        code = exc.exit_code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        _error(err, "the report could not be printed (standard output was closed); the files were written")
+        code = 1
+    except OSError as exc:
+        _error(err, _os_error_message(exc))
+        code = 1
+    except Exception:  # a bug of ours: say so, with the full traceback to report
+        import traceback
+
+        traceback.print_exc()
+        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
+        code = 70
+    sys.exit(code)
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = exc.filename or "the output folder"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from .tools import no_space_message
+
+        return no_space_message(where)
+    return (f"could not write the output ({exc.strerror or exc}: {where}): check the --out folder's permissions "
+            "and free space")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ import networkx as nx
 
 from .errors import ExplainerError
 from .fold import DEFAULT_MAX_NODES, FoldOptions, FoldResult, fold_for_display
+from .render.graphviz import FORMATS
 from .themes import FONT, SVG_FONT_FALLBACK
 
 #: Height of the step-through page's frame in a notebook (px).
@@ -118,12 +119,16 @@ class Diagram:
         return StepThrough(build_html(self.shown, self.options))
 
     def save(self, out_dir: str | Path, *, slides: bool = False, html: bool = False,
-             formats: tuple[str, ...] = ("svg", "png", "pdf")) -> list[Path]:
-        """Write graph.svg/png/pdf and graph.json (and the deck, the page) into ``out_dir``."""
+             formats: tuple[str, ...] = FORMATS, force: bool = False) -> list[Path]:
+        """Write graph.svg/png/pdf and graph.json (and the deck, the page) into ``out_dir``.
+
+        Files of yours with those names stay untouched (an error says so) unless ``force``.
+        """
         from .pipeline import write_outputs
 
         shown = self.shown if self.fold.folded else None
-        return write_outputs(self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html)
+        return write_outputs(self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html,
+                             force=force)
 
     def __repr__(self) -> str:
         loss_id = self.graph.graph.get("loss")

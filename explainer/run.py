@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ExplainerError, ScriptNotFoundError, ScriptSyntaxError, UserScriptError
+from .errors import ExplainerError, ScriptExitedError, ScriptNotFoundError, ScriptSyntaxError, UserScriptError
+from .scriptenv import ScriptOsExit, script_environment
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class RunResult:
     trace: Any  # explainer.trace.Trace
     losses: list[float]
     stopped_early: bool
+    ended: str | None = None  # how the script ended the process after the traced step, if it did
 
 
 def load_source(path: Path) -> types.CodeType:
@@ -108,7 +109,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     ExplainerError
         Nothing to explain (no loss, a non-scalar loss, a step never reached).
     """
-    from .trace import Session, _StopScript
+    from .trace import Session, _StopScript, is_user_file
 
     options = options or RunOptions()
     script = Path(path)
@@ -119,15 +120,9 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     module = types.ModuleType("__main__")
     module.__file__ = str(script)
     module.__dict__["__builtins__"] = __builtins__
-    saved_main = sys.modules.get("__main__")
-    saved_argv = sys.argv[:]
-    saved_path = sys.path[:]
-    saved_cwd = os.getcwd()
-    sys.modules["__main__"] = module
-    sys.argv = [str(script)] + list(argv or [])
-    sys.path.insert(0, str(script.resolve().parent))
     stopped = False
-    try:
+    ended: str | None = None
+    with script_environment(script, list(argv or []), module, is_user_file):
         if options.seed is not None:
             seed_everything(options.seed)
         with session.active():
@@ -136,11 +131,9 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
             except _StopScript:
                 stopped = True
             except SystemExit as exc:
-                if exc.code not in (None, 0):
-                    raise UserScriptError(
-                        f"{script.name} exited with status {exc.code} before the trace was complete: "
-                        "check the arguments you pass after --"
-                    ) from None
+                ended = _exit_status(script, exc.code, "sys.exit", "", session.state != "forward")
+            except ScriptOsExit as exc:
+                ended = _exit_status(script, exc.code, "os._exit", exc.where, session.state != "forward")
             except ExplainerError:
                 raise
             except KeyboardInterrupt:
@@ -153,14 +146,32 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
                     f"(its traceback is above; `python {script.name}` shows the same) and run again",
                     user_traceback(exc, script),
                 ) from None
-    finally:
-        os.chdir(saved_cwd)  # a script may chdir; outputs are relative to the user's folder
-        sys.argv = saved_argv
-        sys.path[:] = saved_path
-        if saved_main is not None:
-            sys.modules["__main__"] = saved_main
-        else:
-            sys.modules.pop("__main__", None)
     trace = session.finish(module.__dict__)
     trace.source = os.path.basename(str(script))
-    return RunResult(trace=trace, losses=list(session.losses), stopped_early=stopped)
+    return RunResult(trace=trace, losses=list(session.losses), stopped_early=stopped, ended=ended)
+
+
+def _exit_status(script: Path, code: Any, how: str, where: str, traced: bool) -> str | None:
+    """What a script's own exit means for the run: a line to report, or an error.
+
+    After the traced step, an exit is the script's own business: it is reported. Before,
+    a failing ``sys.exit`` is an error, and so is any ``os._exit`` (it would end the
+    process with nothing written); ``sys.exit(0)`` is an ordinary end.
+    """
+    at = f" at {where}" if where else ""
+    status = 0 if code is None else code
+    if traced:
+        if status == 0 and how == "sys.exit":
+            return None
+        return f"{script.name} ended with {how}({status!r}){at} after the traced step"
+    if how == "os._exit":
+        raise ScriptExitedError(
+            f"{script.name} called os._exit({status!r}){at} before the traced step was complete, which ends the "
+            "process with nothing to explain: remove that call (or let the script return) and run again"
+        )
+    if status not in (0, None):
+        raise UserScriptError(
+            f"{script.name} exited with status {status!r}{at} before the trace was complete: "
+            "check the arguments you pass after --"
+        )
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -61,6 +62,19 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
     if bad:
         console.print(f"[bold red]⚠ {t('first_bad', lang)}: {e(g.nodes[bad]['label'])}[/]", highlight=False)
     if report.files:
-        folder = os.path.relpath(report.files[0].parent)
-        console.print(f"[green]wrote[/] {e(folder)}/: " + e(", ".join(f.name + ("/" if f.is_dir() else "") for f in report.files)),
-                      highlight=False)
+        console.print(f"[green]wrote[/] {e(files_line(report.files))}", highlight=False)
+
+
+def files_line(files: list[Path]) -> str:
+    """``out/: graph.json, graph.svg, slides/ (8 pages)``: the folder, then what is in it."""
+    root = Path(os.path.commonpath([f.parent for f in files]))
+    top: list[str] = []
+    pages: dict[str, int] = {}
+    for f in files:
+        rel = f.relative_to(root)
+        if len(rel.parts) > 1:
+            pages[rel.parts[0]] = pages.get(rel.parts[0], 0) + 1
+        else:
+            top.append(rel.name)
+    top += [f"{d}/ ({n} pages)" for d, n in sorted(pages.items())]
+    return f"{os.path.relpath(root)}/: " + ", ".join(sorted(top))

@@ -31,6 +31,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def visible(folder: Path) -> list[str]:
+    """The names in ``folder`` a user sees (not explain-graph's hidden manifest and lock)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 @pytest.fixture(scope="session")
 def lecture_decks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The lecture's two scripts through ``explain-graph --slides --html``, once per session.

@@ -211,3 +211,22 @@ def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
     changes = sum(len(s[k]["add"]) + len(s[k]["del"]) for s in data["steps"] for k in state)
     whole = sum(len(f.seen) + len(f.grads) + len(f.edge_grads) + len(f.updates) for f in fr)
     assert changes < whole / 2
+
+
+def test_a_name_that_opens_a_comment_does_not_stop_the_page(browser: Browser, tmp_path: Path) -> None:
+    from conftest import lecture_graph
+    from explainer.render.graphviz import DiagramOptions
+    from explainer.render.html import render_html
+
+    g = lecture_graph()
+    for n, d in g.nodes(data=True):
+        if d["label"] == "x":
+            d["label"] = "x<!--<script>"
+    path = render_html(g, tmp_path, DiagramOptions())
+    page, _, errors = _open(browser, path)
+    steps = choreograph(g)
+    assert page.inner_text("#eg-count") == f"1 / {len(steps)}"  # the script ran
+    page.keyboard.press("ArrowRight")
+    assert page.inner_text("#eg-count") == f"2 / {len(steps)}"
+    assert errors == []
+    page.close()

@@ -26,6 +26,7 @@ from ..errors import ExplainerError
 from ..layout import Layout, run_dot
 from ..text import stage_name, value_inline
 from ..themes import FONT, Theme, get_theme
+from ..tools import check_file
 from .graphviz import DiagramOptions, frame_rankdir, step_mark, to_dot
 
 #: Quality presets: (Manim quality name, width, height, fps).
@@ -58,6 +59,11 @@ def plan_video(g: nx.DiGraph, theme: str = "light", lang: str = "en", digits: in
     source = to_dot(g, replace(opts, rankdir=frame_rankdir(g, opts)))
     layout = run_dot(source)
     return VideoPlan(g, layout, choreograph(g, lang=lang, digits=digits), get_theme(theme), lang, digits)
+
+
+def check_manim() -> None:
+    """Fail now, with the install line, if Manim cannot be loaded (before a script is traced)."""
+    _import_manim()
 
 
 def _import_manim() -> Any:
@@ -451,9 +457,10 @@ def render_video(
             movie = Path(scene.renderer.file_writer.movie_file_path)
         out_dir.mkdir(parents=True, exist_ok=True)
         mp4 = out_dir / "backward.mp4"
+        check_file(movie, "mp4", "Manim (backward.mp4)")
         shutil.copyfile(movie, mp4)
     srt = write_srt(plan.cues, out_dir / "backward.srt")
     return mp4, srt
 
 
-__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "plan_video", "render_video", "write_srt"]
+__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "check_manim", "plan_video", "render_video", "write_srt"]
