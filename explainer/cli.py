@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-import click
+import rich_click as click
 
+from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError, UserScriptError
-from .text import LANGS  # cheap: no torch, no networkx
+from .run import examples
+from .text import LANGS, t  # cheap: no torch, no networkx
 from .themes import THEMES
-
-FORMAT_CHOICES = ("svg", "png", "pdf")
 
 
 def _error(console: object, message: str) -> None:
@@ -32,91 +32,113 @@ def _error(console: object, message: str) -> None:
 
 def _formats(value: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    bad = [v for v in items if v not in FORMAT_CHOICES]
+    bad = [v for v in items if v not in FORMATS]
     if bad or not items:
-        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(FORMAT_CHOICES)}")
+        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(FORMATS)}")
     return items
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("script", type=click.Path(path_type=Path, dir_okay=True))
+INPUT, OUTPUT, LOOK, LARGE, VIDEO = "Input", "Output", "Look", "Large models", "Video"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+               epilog="Exit status: 0 done, 1 output not written, 2 bad input or options, 3 the script raised, "
+                      "4 nothing to explain, 5 an external tool failed, 70 internal error, 130/143 interrupted. "
+                      "Docs and the graph.json schema: the README.")
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=True), required=False)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("-o", "--out", "out_dir", metavar="DIR",
+@click.option("--example", type=click.Choice(tuple(examples())), metavar="NAME", panel=INPUT,
+              help=f"Explain one of the lecture's examples that come with explain-graph instead of a SCRIPT: "
+                   f"{', '.join(examples())}.")
+@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1), panel=INPUT,
+              help="Explain the N-th backward() call of the script.")
+@click.option("--run-to-end", is_flag=True, panel=INPUT,
+              help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), panel=INPUT,
+              help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
+@click.option("--no-seed", is_flag=True, panel=INPUT, help="Do not seed: the script's randomness is left as it is.")
+@click.option("-o", "--out", "out_dir", metavar="DIR", panel=OUTPUT,
               help="Output folder (default: explained/<script name>/). Files of yours there are never replaced "
                    "unless --force names them.")
-@click.option("--force", is_flag=True,
+@click.option("--force", is_flag=True, panel=OUTPUT,
               help="Replace files in the output folder that have output names but were not written by "
                    "explain-graph (or were changed since).")
-@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Explain the N-th backward() call of the script.")
-@click.option("--run-to-end", is_flag=True,
-              help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
-@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True,
-              help="light for documents, dark (large type) for slides.")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Label language.")
-@click.option("--digits", default=4, show_default=True, type=click.IntRange(1, 12), help="Significant digits shown.")
-@click.option("--max-elements", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
-@click.option("--format", "formats", default="svg,png,pdf", show_default=True, help="Diagram formats, comma-separated.")
-@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None,
-              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
-              help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
-@click.option("--no-seed", is_flag=True, help="Do not seed: the script's randomness is left as it is.")
-@click.option("--depth", type=click.IntRange(min=0), default=None,
-              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
-                   "Default: automatic above --max-nodes.")
-@click.option("--expand", "expand", multiple=True, metavar="PATH",
-              help="Open this folded module, e.g. model.layers.0 (repeatable).")
-@click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=0),
-              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
-@click.option("--full-trace", is_flag=True,
-              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
-                   "(slower; by default those blocks record only their outputs and stay folded).")
-@click.option("--video", is_flag=True,
-              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus backward.srt.")
-@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True,
-              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
-@click.option("--slides", is_flag=True,
+@click.option("--format", "formats", default=",".join(FORMATS), show_default=True, panel=OUTPUT,
+              help="Diagram formats, comma-separated.")
+@click.option("--slides", is_flag=True, panel=OUTPUT,
               help="Also write slides.pdf (16:9: title, forward pass, one page per backward step, update) "
                    "and slides/page-NN.png.")
-@click.option("--html", "html", is_flag=True,
+@click.option("--html", "html", is_flag=True, panel=OUTPUT,
               help="Also write index.html: one offline page to step through the forward and backward pass.")
+@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True, panel=LOOK,
+              help="light for documents, dark (large type) for slides.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, panel=LOOK,
+              help="Label language.")
+@click.option("--digits", default=DEFAULT_DIGITS, show_default=True, type=click.IntRange(1, 12), panel=LOOK,
+              help="Significant digits shown.")
+@click.option("--max-elements", default=DEFAULT_MAX_ELEMENTS, show_default=True, type=click.IntRange(min=1),
+              panel=LOOK, help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
+@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None, panel=LOOK,
+              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
+@click.option("--depth", type=click.IntRange(min=0), default=None, panel=LARGE,
+              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
+                   "Default: automatic above --max-nodes.")
+@click.option("--expand", "expand", multiple=True, metavar="PATH", panel=LARGE,
+              help="Open this folded module, e.g. model.layers.0 (repeatable).")
+@click.option("--max-nodes", default=DEFAULT_MAX_NODES, show_default=True, type=click.IntRange(min=0), panel=LARGE,
+              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
+@click.option("--full-trace", is_flag=True, panel=LARGE,
+              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
+                   "(slower; by default those blocks record only their outputs and stay folded).")
+@click.option("--video", is_flag=True, panel=VIDEO,
+              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus "
+                   "backward.srt. Needs the [video] extra.")
+@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True, panel=VIDEO,
+              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
 @click.version_option(package_name="explain-graph")
 def command(
-    script: Path,
+    script: Path | None,
     script_args: tuple[str, ...],
-    out_dir: str | None,
-    force: bool,
+    example: str | None,
     step: int,
     run_to_end: bool,
+    seed: int,
+    no_seed: bool,
+    out_dir: str | None,
+    force: bool,
+    formats: str,
+    slides: bool,
+    html: bool,
     theme: str,
     lang: str,
     digits: int,
     max_elements: int,
-    formats: str,
     rankdir: str | None,
-    seed: int,
-    no_seed: bool,
     depth: int | None,
     expand: tuple[str, ...],
     max_nodes: int,
     full_trace: bool,
     video: bool,
     quality: str,
-    slides: bool,
-    html: bool,
 ) -> None:
-    """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
+    """Explain one training step of SCRIPT (a .py file or a Jupyter/Colab notebook): its autograd
+    graph with the real values and gradients.
 
-    Runs SCRIPT unmodified as __main__ (arguments after -- go to it), records its first
-    forward pass, loss, backward pass and optimizer step, then draws the graph.
+    Runs SCRIPT unmodified as __main__ (arguments after -- go to it), records its first forward
+    pass, loss, backward pass and optimizer step, then draws the graph.
 
     \b
-    Example:
-      explain-graph assets/examples/linear_regression.py --out out/
-      explain-graph train.py --step 3 --theme dark --lang ko -- --epochs 5
+    Examples (they work from any folder):
+      explain-graph --example linear-regression --slides --html
+      explain-graph --example cross-entropy --lang ko --theme dark
+      explain-graph train.py --out out/ --step 3 -- --epochs 5
+      explain-graph lecture.ipynb --video
     """
+    if (script is None) == (example is None):
+        raise click.UsageError("give a SCRIPT (a .py file or a notebook) or --example NAME, not both"
+                               if script is not None else "give a SCRIPT to explain (or --example NAME)")
+    if script is None:
+        script = examples()[str(example)]
     from rich.console import Console
 
     from .output import check_out_path
@@ -134,13 +156,13 @@ def command(
                           quality if video else None, on_video_step,
                           fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
                           full_trace=full_trace, force=force,
-                          on_wait=lambda msg: err.print(msg, style="yellow", highlight=False, markup=False))
+                          on_wait=lambda folder: err.print(t("waiting", lang).format(folder=folder), style="yellow",
+                                                           highlight=False, markup=False))
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
-    for line in (report.ended, report.fold.message if report.fold is not None else None):
-        if line:
-            Console().print(line, style="yellow", highlight=False, markup=False, soft_wrap=True)
+    if report.fold is not None and report.fold.message:
+        Console().print(report.fold.message, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -12,6 +12,10 @@ class ExplainerError(Exception):
 
     exit_code = 1
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback into the tool: the one-line message."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ScriptNotFoundError(ExplainerError):
     """The script path does not exist or is not a file."""

@@ -50,11 +50,11 @@ from typing import Any
 
 import networkx as nx
 
+from .defaults import DEFAULT_MAX_ELEMENTS
 from .errors import SchemaError
 from .values import TensorValue, _py_number
 
 SCHEMA = "explain-graph/1"
-DEFAULT_MAX_ELEMENTS = 16
 
 
 def node_id(key: int) -> str:

@@ -34,8 +34,8 @@ from typing import Any
 import networkx as nx
 
 from .errors import ExplainerError
-from .fold import DEFAULT_MAX_NODES, FoldOptions, FoldResult, fold_for_display
-from .render.graphviz import FORMATS
+from .defaults import DEFAULT_MAX_NODES, FORMATS
+from .fold import FoldOptions, FoldResult, fold_for_display
 from .themes import FONT, SVG_FONT_FALLBACK
 
 #: Height of the step-through page's frame in a notebook (px).
@@ -90,6 +90,10 @@ class Diagram:
     ) -> None:
         from .render.graphviz import DiagramOptions
 
+        from .tools import check_font, find_tool
+
+        find_tool("dot")
+        check_font(lang)
         self.graph: nx.DiGraph = _graph_of(obj)
         self.options = DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=title)
         self.fold: FoldResult = fold_for_display(self.graph, FoldOptions(depth=depth, expand=tuple(expand), max_nodes=max_nodes))
@@ -107,7 +111,9 @@ class Diagram:
         with tempfile.TemporaryDirectory(prefix="explain-graph-nb-") as tmp:
             _, paths = render_static(self.shown, Path(tmp), self.options, ("svg",))
             text = paths["svg"].read_text(encoding="utf-8")
-        return text.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FALLBACK}"')
+        text = text.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FALLBACK}"')
+        # Natural size at most, narrower cells scale it down (the viewBox keeps its shape).
+        return text.replace("<svg width=", '<svg style="max-width: 100%; height: auto;" width=', 1)
 
     def _repr_svg_(self) -> str:
         return self.svg

@@ -249,7 +249,7 @@ class OutputFolder:
             self.lock_fd = None
 
 
-def _lock(folder: OutputFolder, on_wait: Callable[[str], None] | None) -> None:
+def _lock(folder: OutputFolder, on_wait: Callable[[Path], None] | None) -> None:
     """Take the folder's lock, waiting (and saying so) while another run holds it."""
     try:
         import fcntl
@@ -262,7 +262,7 @@ def _lock(folder: OutputFolder, on_wait: Callable[[str], None] | None) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if on_wait is not None and not told:
-                on_wait(f"another explain-graph run is writing into {folder.path}: waiting for it to finish")
+                on_wait(folder.path)
                 told = True
             fcntl.flock(fd, fcntl.LOCK_EX)
         # The run we waited for may have failed and removed the folder it made: lock anew then.
@@ -291,7 +291,7 @@ def _same_file(fd: int, path: Path) -> bool:
 
 @contextlib.contextmanager
 def open_output(out: str | Path, planned: frozenset[str], *, force: bool = False,
-                on_wait: Callable[[str], None] | None = None) -> Iterator[OutputFolder]:
+                on_wait: Callable[[Path], None] | None = None) -> Iterator[OutputFolder]:
     """Check, create and lock ``out_dir`` for one run; recover from killed runs; stage.
 
     Everything that can fail about the folder fails here, before the caller runs the

@@ -15,11 +15,12 @@ from typing import Any
 import networkx as nx
 
 from .fold import FoldOptions, FoldResult, fold_for_display
-from .graph import DEFAULT_MAX_ELEMENTS, build_graph, save_graph
+from .defaults import DEFAULT_MAX_ELEMENTS, FORMATS
+from .graph import build_graph, save_graph
 from .output import open_output, planned_outputs
-from .render.graphviz import FORMATS, DiagramOptions, render_static
+from .render.graphviz import DiagramOptions, render_static
 from .run import RunOptions, load_source, run_script
-from .tools import find_tool
+from .tools import check_font, find_tool, require_extra
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,24 @@ class Report:
     files: list[Path] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     fold: FoldResult | None = None  # how the diagram was folded (graph.json is always full)
-    ended: str | None = None  # how the script ended the process after the traced step, if it did
+    ended: dict[str, Any] | None = None  # how the script ended the process after the traced step, if it did
+    skipped: list[str] = field(default_factory=list)  # a notebook's IPython lines, not run
 
 
-def required_tools(video: bool = False, slides: bool = False) -> None:
-    """Check, in seconds, that every external tool the requested outputs need is there.
+def required_tools(video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en") -> None:
+    """Check, in seconds, that every tool, extra and font the requested outputs need is there.
 
-    Runs before the script, so a missing tool costs no traced run.
+    Runs before the script, so a missing one costs no traced run.
     """
     find_tool("dot")
+    check_font(lang)
     if slides:
         find_tool("rsvg-convert")
         find_tool("pdftoppm")
+    if losses:
+        require_extra("plots", "--run-to-end's loss curve")
     if video:
+        require_extra("video", "--video")
         from .render.video import check_manim
 
         check_manim()
@@ -109,7 +115,7 @@ def write_outputs(
 ) -> list[Path]:
     """Render ``g`` into ``out_dir`` under the output-folder contract (`explainer.output`); return the files."""
     planned = planned_outputs(formats, slides=slides, html=html)
-    required_tools(slides=slides)
+    required_tools(slides=slides, lang=diagram.lang)
     with open_output(out_dir, planned, force=force) as folder:
         render_outputs(g, folder.staging_path, diagram, formats, shown=shown, slides=slides, html=html)
         return folder.commit(planned)
@@ -130,7 +136,7 @@ def explain_script(
     html: bool = False,
     full_trace: bool = False,
     force: bool = False,
-    on_wait: Callable[[str], None] | None = None,
+    on_wait: Callable[[Path], None] | None = None,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
@@ -153,7 +159,7 @@ def explain_script(
         run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
     load_source(Path(script))  # a missing script or a syntax error before anything else
-    required_tools(video=video is not None, slides=slides)
+    required_tools(video=video is not None, slides=slides, losses=run.run_to_end, lang=diagram.lang)
     planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html)
     with open_output(out_dir, planned, force=force, on_wait=on_wait) as folder:
         result = run_script(script, argv, run)
@@ -163,7 +169,8 @@ def explain_script(
         render_outputs(g, folder.staging_path, diagram, formats, losses, run.step, video, on_video_step,
                        shown=view.graph if view.folded else None, slides=slides, html=html)
         files = folder.commit(planned)
-    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended)
+    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended,
+                  skipped=result.skipped)
 
 
 def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, force: bool = False,

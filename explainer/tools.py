@@ -30,7 +30,7 @@ def find_tool(name: str) -> str:
         package = PACKAGES.get(name, name)
         raise _error_class(name)(
             f"`{name}` was not found: install it with `sudo apt-get install {package}` "
-            "(or run scripts/bootstrap.sh from a clone) and try again"
+            f"(Colab: !apt-get install -y {package}) and try again"
         )
     return path
 
@@ -105,6 +105,39 @@ def check_file(path: Path, fmt: str, what: str) -> None:
                                  "check the tool's installation and the free disk space, then try again")
 
 
+#: What each extra brings, and the system packages its Python packages need to build.
+EXTRAS = {
+    "video": ("manim", "sudo apt-get install libcairo2-dev libpango1.0-dev pkg-config python3-dev"),
+    "plots": ("matplotlib", ""),
+}
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Fail, with the install line, when the optional package behind ``extra`` is missing."""
+    import importlib.util
+
+    module, system = EXTRAS[extra]
+    if importlib.util.find_spec(module) is None:
+        first = f" (on Debian/Ubuntu/Colab first: {system})" if system else ""
+        raise ToolError(f"{what} needs {module}, which is not installed: pip install \"explain-graph[{extra}]\"{first}")
+
+
+#: Languages whose labels need a font beyond Latin, as fontconfig names them.
+SCRIPT_FONTS = {"ko": "ko"}
+
+
+def check_font(lang: str) -> None:
+    """Labels in ``lang`` need a font that has its script, or they render as empty boxes."""
+    code = SCRIPT_FONTS.get(lang)
+    fc_list = shutil.which("fc-list")
+    if code is None or fc_list is None:
+        return
+    found = subprocess.run([fc_list, f":lang={code}", "family"], capture_output=True, text=True, check=False, timeout=30)
+    if found.returncode == 0 and not found.stdout.strip():
+        raise ToolError(f"--lang {lang} needs a font with its letters and none is installed: sudo apt-get install "
+                        "fonts-noto-cjk (Colab: !apt-get install -y fonts-noto-cjk), then run again")
+
+
 _PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}[^)]*\)")
 
 
@@ -126,4 +159,4 @@ def undate_pdf(path: Path) -> None:
         path.write_bytes(new)
 
 
-__all__ = ["PACKAGES", "check_file", "disk_full", "find_tool", "no_space_message", "run_tool", "undate_pdf"]
+__all__ = ["EXTRAS", "PACKAGES", "check_file", "check_font", "require_extra", "disk_full", "find_tool", "no_space_message", "run_tool", "undate_pdf"]

@@ -317,6 +317,7 @@ def _named_call(func: Any) -> str | None:
 
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_EXAMPLES_DIR = os.path.join(_PKG_DIR, "examples")
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _STDLIB_DIRS = tuple(
     {os.path.dirname(os.path.abspath(os.__file__)), os.path.abspath(sys.prefix), os.path.abspath(sys.base_prefix)}
@@ -328,6 +329,8 @@ def is_user_file(filename: str) -> bool:
     if not filename or filename.startswith("<"):
         return filename.startswith("<ipython-input") or filename.startswith("<stdin")
     path = os.path.abspath(filename)
+    if path.startswith(_EXAMPLES_DIR + os.sep):  # the lecture's examples are the user's script (--example)
+        return True
     if path.startswith(_PKG_DIR + os.sep) or path.startswith(_TORCH_DIR + os.sep):
         return False
     if "site-packages" in path or "dist-packages" in path:

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "assets" / "examples"
+EXAMPLES = ROOT / "explainer" / "examples"
 CLI = [sys.executable, "-m", "explainer.cli"]
 
 

@@ -230,3 +230,36 @@ def test_a_name_that_opens_a_comment_does_not_stop_the_page(browser: Browser, tm
     assert page.inner_text("#eg-count") == f"2 / {len(steps)}"
     assert errors == []
     page.close()
+
+
+def _texts_outside_the_picture(page: Page) -> tuple[int, list[str]]:
+    """How many node texts there are, and those not inside the SVG's visible box."""
+    return page.evaluate(
+        """() => {
+            const svg = document.querySelector('svg');
+            const box = svg.getBoundingClientRect();
+            const texts = [...document.querySelectorAll('g.node text')];
+            const out = texts.filter(t => {
+                const r = t.getBoundingClientRect();
+                return r.left < box.left - 1 || r.top < box.top - 1 || r.right > box.right + 1 || r.bottom > box.bottom + 1;
+            }).map(t => t.textContent);
+            return [texts.length, out];
+        }"""
+    )
+
+
+@pytest.mark.parametrize("script, theme", [("linear_regression.py", "light"), ("cnn.py", "dark")])
+def test_graph_svg_is_whole_in_the_browser(browser: Browser, tmp_path: Path, script: str, theme: str) -> None:
+    from conftest import EXAMPLES, run_cli
+
+    path = EXAMPLES / script if (EXAMPLES / script).exists() else Path(__file__).parent / "scripts" / script
+    r = run_cli(str(path), "--out", str(tmp_path), "--format", "svg", "--theme", theme)
+    assert r.returncode == 0, r.stderr
+    page, _, errors = _open(browser, tmp_path / "graph.svg")
+    count, outside = _texts_outside_the_picture(page)
+    assert count > 10 and outside == [] and errors == []
+    # The picture is drawn at its natural size: about as wide as the layout, not several times it.
+    width = page.evaluate("() => document.querySelector('svg').getBoundingClientRect().width")
+    view_w = float(page.evaluate("() => document.querySelector('svg').viewBox.baseVal.width"))
+    assert abs(width - view_w * 96 / 72) < 2
+    page.close()

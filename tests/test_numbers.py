@@ -33,7 +33,7 @@ from explainer.run import RunOptions, run_script
 from explainer.trace import Tracer, trace_call
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "assets" / "examples"
+EXAMPLES = ROOT / "explainer" / "examples"
 FULL = 10**9  # max_elements that keeps every number in the graph
 
 # --------------------------------------------------------------------------- helpers

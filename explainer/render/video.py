@@ -22,7 +22,7 @@ from typing import Any
 import networkx as nx
 
 from ..choreography import Step, choreograph
-from ..errors import ExplainerError
+from ..errors import ExplainerError, ToolError
 from ..layout import Layout, run_dot
 from ..text import stage_name, value_inline
 from ..themes import FONT, Theme, get_theme
@@ -70,8 +70,9 @@ def _import_manim() -> Any:
     try:
         import manim
     except (ImportError, OSError) as exc:  # cairo/pango shared libraries missing
-        raise ExplainerError(
-            f"Manim could not be loaded ({exc}): run scripts/bootstrap.sh to install cairo, pango and Manim, then try again"
+        raise ToolError(
+            f"Manim could not be loaded ({exc}): install the libraries it needs with sudo apt-get install "
+            "libcairo2-dev libpango1.0-dev, then try again"
         ) from None
     return manim
 
