@@ -64,8 +64,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .errors import NoLossError, NonScalarLossError, StepNotReachedError
-from .values import HEAD_ENTRIES, TensorValue
+from ..errors import NoLossError, NonScalarLossError, StepNotReachedError
+from ..values import HEAD_ENTRIES, TensorValue
 
 #: Tensors with at most this many entries keep all their numbers in the trace.
 DEFAULT_KEEP_ELEMENTS = 4096
@@ -168,7 +168,7 @@ class Note:
     params: dict[str, Any]
 
     def __str__(self) -> str:
-        from .text import note_text
+        from ..text import note_text
 
         return note_text({"key": self.key, "params": self.params})
 
@@ -202,13 +202,13 @@ class Trace:
 
     def to_graph(self, **kwargs: Any) -> Any:
         """Convert to the graph model (see `explainer.graph.build_graph`)."""
-        from .graph import build_graph
+        from ..graph import build_graph
 
         return build_graph(self, **kwargs)
 
     def _repr_svg_(self) -> str:
         """Jupyter and Colab show a trace as its diagram (`explainer.notebook.Diagram`)."""
-        from .notebook import Diagram
+        from ..notebook import Diagram
 
         return Diagram(self).svg
 
@@ -316,7 +316,8 @@ def _named_call(func: Any) -> str | None:
     return None if name in _UNNAMED_CALLS else name
 
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+#: explain-graph's own folder (this package's parent): frames there are not the user's.
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _STDLIB_DIRS = tuple(
     {os.path.dirname(os.path.abspath(os.__file__)), os.path.abspath(sys.prefix), os.path.abspath(sys.base_prefix)}
