@@ -1,4 +1,4 @@
-"""Large models: repeated blocks traced by their outputs, the engine's order, the CLI paths.
+"""Large models: light blocks traced by their outputs, the CLI paths.
 
 The light trace of a large model must give the same graph structure, the same
 backward order and the same numbers wherever it keeps numbers as the full trace
@@ -15,65 +15,15 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import ROOT, run_cli
-from hypothesis import HealthCheck, given, settings
-from test_numbers import leaf_values, no_keep, programs, run_program
 
 from explainer.fold import fold_for_display
 from explainer.graph import build_graph
-from explainer.trace import LARGE_MODEL_MODULES, RecordOptions, Session, engine_order, trace_call
+from explainer.trace import LARGE_MODEL_MODULES, RecordOptions, Session, trace_call
 
 sys.path.insert(0, str(ROOT / "bench"))
 import models  # noqa: E402
 
 FULL = 10**9
-
-
-# ------------------------------------------------------------------ engine order
-
-
-def _true_order(loss: torch.Tensor) -> tuple[list[int], list[list[tuple[int, int]]], list[int]]:
-    """Run backward with a pre-hook on every node: the order autograd really used.
-
-    Returns that order (as BFS keys), each node's children and sequence numbers.
-    """
-    nodes, index, children = [loss.grad_fn], {loss.grad_fn: 0}, []
-    for fn in nodes:
-        kids = []
-        for child, nr in fn.next_functions:
-            if child is None:
-                kids.append((-1, nr))
-                continue
-            if child not in index:
-                index[child] = len(nodes)
-                nodes.append(child)
-            kids.append((index[child], nr))
-        children.append(kids)
-    ran: list[int] = []
-    handles = [fn.register_prehook(lambda grads, k=k: ran.append(k)) for k, fn in enumerate(nodes)]
-    loss.backward()
-    for h in handles:
-        h.remove()
-    return ran, children, [fn._sequence_nr() for fn in nodes]
-
-
-@pytest.mark.parametrize("make", [models.mlp, models.small_cnn, models.resnet18, lambda: models.transformer(2)],
-                         ids=["mlp", "cnn", "resnet18", "transformer2"])
-def test_engine_order_is_the_order_autograd_runs(make) -> None:
-    case = make()
-    loss = case.loss()
-    ran, children, seq = _true_order(loss)
-    assert len(ran) == len(children)
-    assert engine_order(children, seq) == ran
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(program=programs, values=leaf_values)
-def test_engine_order_on_random_programs(program, values) -> None:
-    # Several leaves, used several times: AccumulateGrad nodes tie in the ready queue.
-    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
-    loss = run_program(program, leaves, no_keep)
-    ran, children, seq = _true_order(loss)
-    assert engine_order(children, seq) == ran
 
 
 # ------------------------------------------------------------------ light vs full
