@@ -204,7 +204,7 @@ class Show:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.tracer._close(sys._getframe(1), exc_type, exc, tb)
+        self.tracer.close(sys._getframe(1), exc_type, exc, tb)
         if exc_type is not None:
             return
         self.diagram = Diagram(self.tracer.result, **self.options)

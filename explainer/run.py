@@ -108,7 +108,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     ExplainerError
         Nothing to explain (no loss, a non-scalar loss, a step never reached).
     """
-    from .trace import Session, _StopScript
+    from .trace import Session, StopScript
 
     options = options or RunOptions()
     script = Path(path)
@@ -133,7 +133,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
         with session.active():
             try:
                 exec(code, module.__dict__)
-            except _StopScript:
+            except StopScript:
                 stopped = True
             except SystemExit as exc:
                 if exc.code not in (None, 0):

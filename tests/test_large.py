@@ -210,11 +210,11 @@ def test_notebook_show_records_what_it_opens(capsys) -> None:
 
 
 def _held_bytes(session: Session) -> int:
-    from explainer.trace import _tensors_in
+    from explainer.trace.records import tensors_in
 
     seen: dict[int, int] = {}
-    for rec in session.records:
-        for t in [*rec.outs, *_tensors_in((rec.args, rec.kwargs))]:
+    for rec in session.records.ops:
+        for t in [*rec.outs, *tensors_in((rec.args, rec.kwargs))]:
             seen[id(t)] = t.numel() * t.element_size()
     return sum(seen.values())
 
@@ -412,7 +412,7 @@ def test_no_grad_forwards_before_training_keep_nothing() -> None:
         for _ in range(300):  # evaluation before training
             with torch.no_grad():
                 model(x)
-        held = len(session.records), len(session._block_spans)
+        held = len(session.records.ops), len(session.blocks.calls.spans)
         model(x).sum().backward()
     assert held[0] < 600 and held[1] == 0
     assert build_graph(session.finish({"model": model})).graph["light"] == [f"model.{i}" for i in range(30)]
@@ -489,9 +489,9 @@ def test_resnet34_blocks_light_and_full_agree() -> None:
 def test_off_cpu_the_blocks_still_get_their_steps(monkeypatch, transformer_traces) -> None:
     """Off the CPU the engine's order is not simulated: nodes inside blocks get no step,
     the folded picture is the same (a block's step is its output's, which is hooked)."""
-    import explainer.trace as trace_module
+    import explainer.trace.build as build_module
 
-    monkeypatch.setattr(trace_module, "_on_cpu", lambda fn: False)  # as if the model ran on a GPU
+    monkeypatch.setattr(build_module, "ran_on_cpu", lambda fn: False)  # as if the model ran on a GPU
     case = models.transformer(6)
     g = build_graph(trace_call(case.step), max_elements=FULL)
     assert "note_order_unknown" in [n["key"] for n in g.graph["note_data"]]
