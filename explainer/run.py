@@ -15,9 +15,9 @@ import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import ExplainerError, ScriptNotFoundError, ScriptSyntaxError, UserScriptError
+from .trace.model import RecordOptions, Trace
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,12 @@ class RunOptions:
     run_to_end: bool = False
     seed: int | None = 0
     keep_elements: int = 4096
-    record: Any = None  # explainer.trace.RecordOptions; None: the defaults
+    record: RecordOptions | None = None  # None: the defaults
 
 
 @dataclass
 class RunResult:
-    trace: Any  # explainer.trace.Trace
+    trace: Trace
     losses: list[float]
     stopped_early: bool
 

@@ -2,7 +2,8 @@
 
 No torch here (a test imports this module alone and checks): the graph stage and
 the tools after it read a `Trace` without importing torch. Numbers are
-`explainer.values.TensorValue` snapshots.
+`explainer.values.TensorValue` snapshots; notes are keys and parameters, worded
+by `explainer.text`. Nothing here imports a later stage.
 """
 
 from __future__ import annotations
@@ -114,15 +115,14 @@ class Note:
     key: str
     params: dict[str, Any]
 
-    def __str__(self) -> str:
-        from ..text import note_text
-
-        return note_text({"key": self.key, "params": self.params})
-
 
 @dataclass
 class Trace:
-    """Everything one trace recorded, as plain data."""
+    """Everything one trace recorded, as plain data.
+
+    The graph stage turns it into the graph model (`explainer.build_graph`); in a
+    notebook, a trace left as a cell's value shows its diagram (`explainer.notebook`).
+    """
 
     nodes: list[TraceNode]
     edges: list[TraceEdge]
@@ -146,15 +146,3 @@ class Trace:
             if n.name == name:
                 return n
         raise KeyError(name)
-
-    def to_graph(self, **kwargs: Any) -> Any:
-        """Convert to the graph model (see `explainer.graph.build_graph`)."""
-        from ..graph import build_graph
-
-        return build_graph(self, **kwargs)
-
-    def _repr_svg_(self) -> str:
-        """Jupyter and Colab show a trace as its diagram (`explainer.notebook.Diagram`)."""
-        from ..notebook import Diagram
-
-        return Diagram(self).svg
