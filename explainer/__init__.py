@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
     if name in ("Tracer", "Trace", "trace_call"):
         if "IPython" in sys.modules:
             # In a notebook, the notebook layer registers how a Trace displays itself.
-            from . import notebook  # noqa: F401
+            from . import notebook
 
         from . import trace
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -18,7 +20,7 @@ PACKAGE = ROOT / "explainer" / "trace"
 ALLOWED_UP = {"errors", "values"}
 
 
-def _imports(path):  # noqa: ANN001, ANN202
+def _imports(path: Path) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
     """(node, is at module level) for every import statement of a module
     (``if TYPE_CHECKING:`` blocks count as module level)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -45,7 +45,7 @@ def build_trace(capture: Capture, names: Names, notes: list[Note], step: int) ->
     graph = GraphBuilder(ix, names)
     graph.add_all()
     notes = list(notes)
-    order = []
+    order: list[int] = []
     step_of: dict[int, int] = {}
     for k in _backward_order(ix, notes):
         key = graph.key_of(k)

@@ -178,9 +178,8 @@ class Capture:
         its version says whether anything else changed it.
         """
         hit = self._grad_cache.get(id(g))
-        if hit is not None and hit[0] is g and hit[1] == version_of(g):
-            if not (now and isinstance(hit[2], HeldGrad)):
-                return hit[2]
+        if hit is not None and hit[0] is g and hit[1] == version_of(g) and not (now and isinstance(hit[2], HeldGrad)):
+            return hit[2]
         value: TensorValue | HeldGrad = snapshot(g, self.keep) if now else HeldGrad(g, version_of(g))
         self._grad_cache[id(g)] = (g, version_of(g), value)
         return value

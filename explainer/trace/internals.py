@@ -48,8 +48,9 @@ __all__ = [
     "view_base",
 ]
 
-#: The autograd node class of leaves (``fn.variable`` is the leaf tensor).
-AccumulateGrad: type = torch._C._functions.AccumulateGrad
+#: The autograd node class of leaves (``fn.variable`` is the leaf tensor). Typed Any:
+#: torch's stubs do not declare it, and its instances' attributes are read as such.
+AccumulateGrad: Any = torch._C._functions.AccumulateGrad  # type: ignore[attr-defined]
 
 
 class DispatchMode(TorchDispatchMode):

@@ -71,7 +71,9 @@ class Recorder(DispatchMode):
         self.switches = switches
         self.listener = listener
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         sw = self.switches
         if not sw.recording or sw.busy:
@@ -93,7 +95,7 @@ def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     schema = getattr(func, "_schema", None)
     if schema is None:
         return []
-    out = []
+    out: list[torch.Tensor] = []
     packet = getattr(func, "overloadpacket", None)
     if packet is not None and packet.__name__ in _UNMARKED_BN and len(args) > 5 and args[5]:
         out.extend(a for a in args[3:5] if isinstance(a, torch.Tensor))
@@ -117,7 +119,9 @@ class Interceptor(TorchFunctionMode):
         self.switches = switches
         self.listener = listener
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if func is _TENSOR_BACKWARD:
             return self.listener.on_backward(func, args, kwargs, kind="method")

@@ -97,9 +97,9 @@ _STDLIB_DIRS = tuple(
 def is_user_file(filename: str) -> bool:
     """Is this frame's file the user's code, not torch, explain-graph or the stdlib?"""
     if not filename or filename.startswith("<"):
-        return filename.startswith("<ipython-input") or filename.startswith("<stdin")
+        return filename.startswith(("<ipython-input", "<stdin"))
     path = os.path.abspath(filename)
-    if path.startswith(_PKG_DIR + os.sep) or path.startswith(_TORCH_DIR + os.sep):
+    if path.startswith((_PKG_DIR + os.sep, _TORCH_DIR + os.sep)):
         return False
     if "site-packages" in path or "dist-packages" in path:
         # A notebook kernel or a test importing the user's module still counts.

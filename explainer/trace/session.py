@@ -329,8 +329,9 @@ class Session:
     def _explain_without_backward(self, namespace: dict[str, Any]) -> Trace:
         records = self.records
         target, names = choose_loss(namespace, records)
+        made: list[str] = []
         if target.grad_fn is not None or target.requires_grad:
-            root, made = target, []
+            root = target
         else:
             root, made, names.tensors = replay(
                 target, names.tensors, records, self.switches, self.tracker.stack, self.active

@@ -6,13 +6,16 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import ExplainerError
 from .model import DEFAULT_KEEP_ELEMENTS, RecordOptions, Trace
 from .session import Session
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Self
 
 __all__ = ["Tracer", "trace_call"]
 
@@ -37,15 +40,23 @@ class Tracer:
         self.result: Trace | None = None
         self._cm: AbstractContextManager[Session] | None = None
 
-    def __enter__(self) -> Tracer:
+    def __enter__(self) -> Self:
         self._cm = self.session.active()
         self._cm.__enter__()
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
+    ) -> None:
         self.close(sys._getframe(1), exc_type, exc, tb)
 
-    def close(self, frame: types.FrameType, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+    def close(
+        self,
+        frame: types.FrameType,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: types.TracebackType | None = None,
+    ) -> None:
         """End the trace; ``frame`` is the ``with`` block's, whose variables name the tensors.
 
         For wrappers of a ``with`` block (`explainer.notebook.Show`): their ``__exit__``

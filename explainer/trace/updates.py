@@ -129,8 +129,8 @@ def manual_updates(
         return None
     lr = _manual_lr(updates, leaf_grads)
     if lr is not None:
-        for k in updates:
-            updates[k].lr = lr
+        for upd in updates.values():
+            upd.lr = lr
     return OptimizerInfo("manual update", {"lr": lr} if lr is not None else {})
 
 
