@@ -177,11 +177,12 @@ class Capture:
         place. Held, a gradient is never taken over by autograd to accumulate into;
         its version says whether anything else changed it.
         """
+        version = version_of(g)
         hit = self._grad_cache.get(id(g))
-        if hit is not None and hit[0] is g and hit[1] == version_of(g) and not (now and isinstance(hit[2], HeldGrad)):
+        if hit is not None and hit[0] is g and hit[1] == version and not (now and isinstance(hit[2], HeldGrad)):
             return hit[2]
-        value: TensorValue | HeldGrad = snapshot(g, self.keep) if now else HeldGrad(g, version_of(g))
-        self._grad_cache[id(g)] = (g, version_of(g), value)
+        value: TensorValue | HeldGrad = snapshot(g, self.keep) if now else HeldGrad(g, version)
+        self._grad_cache[id(g)] = (g, version, value)
         return value
 
     def _make_post(self, fn: Any) -> Callable[..., None]:

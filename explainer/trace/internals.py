@@ -6,10 +6,11 @@ not offer is reached here, and only here, so a torch release that moves one of
 these names breaks this module and nothing else:
 
 * the mode stacks: taking one of the trace's modes off the top and putting it back,
-  as ``torch.utils._python_dispatch`` does in ``_pop_mode_temporarily``; switching
-  all modes off around the trace's own copies;
+  as ``torch.utils._python_dispatch`` does in ``_pop_mode_temporarily``; the guards
+  that switch all modes off around the trace's own copies;
 * ``TorchDispatchMode`` (a private module) and pytree's flatten;
 * autograd's sequence numbers, the leaves' node class, a node's output metadata;
+  an aten op's schema;
 * a tensor's version counter and view base; a module's own parameter, buffer and
   child dicts.
 """
@@ -31,10 +32,12 @@ __all__ = [
     "buffers_of",
     "children_of",
     "dispatch_mode_off",
+    "dispatch_modes_off",
+    "function_modes_off",
     "is_aten_op",
     "is_custom_function",
-    "modes_off",
     "next_sequence_nr",
+    "op_schema",
     "output_meta",
     "parameters_of",
     "pop_dispatch_mode",
@@ -107,11 +110,11 @@ def dispatch_mode_off(mode: TorchDispatchMode) -> Iterator[None]:
             push_dispatch_mode(mode)
 
 
-@contextmanager
-def modes_off() -> Iterator[None]:
-    """Switch every torch-function and dispatch mode off (C++ guards, restored on exit)."""
-    with torch._C.DisableTorchFunction(), torch._C._DisableTorchDispatch():
-        yield
+#: ``with function_modes_off(), dispatch_modes_off():`` switches every torch-function and
+#: dispatch mode off (C++ guards, restored on exit). The guards themselves, not a wrapper:
+#: every snapshot enters them.
+function_modes_off = torch._C.DisableTorchFunction
+dispatch_modes_off = torch._C._DisableTorchDispatch
 
 
 # --------------------------------------------------------------------------- autograd
@@ -154,6 +157,11 @@ def is_custom_function(fn: Any) -> bool:
 def is_aten_op(func: Any) -> bool:
     """Is ``func`` an aten op overload (what a dispatch mode sees), not a Python function?"""
     return isinstance(func, torch._ops.OpOverload)
+
+
+def op_schema(func: Any) -> Any:
+    """An aten op's schema (``torch._C.FunctionSchema``: its arguments and which it writes); None if none."""
+    return getattr(func, "_schema", None)
 
 
 # --------------------------------------------------------------------------- tensors and modules

@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from .internals import (
     DispatchMode,
     dispatch_mode_off,
+    op_schema,
     pop_dispatch_mode,
     pop_function_mode,
     push_dispatch_mode,
@@ -92,7 +93,7 @@ _UNMARKED_BN = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch
 
 
 def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    schema = getattr(func, "_schema", None)
+    schema = op_schema(func)
     if schema is None:
         return []
     out: list[torch.Tensor] = []

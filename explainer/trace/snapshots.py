@@ -13,7 +13,7 @@ import math
 import torch
 
 from ..values import HEAD_ENTRIES, TensorValue
-from .internals import modes_off
+from .internals import dispatch_modes_off, function_modes_off
 from .model import DEFAULT_KEEP_ELEMENTS
 
 __all__ = ["dtype_name", "snapshot"]
@@ -28,7 +28,7 @@ def snapshot(t: torch.Tensor, keep_elements: int = DEFAULT_KEEP_ELEMENTS) -> Ten
     Tensor subclasses keep their own dispatch.
     """
     if type(t) is torch.Tensor or type(t) is torch.nn.Parameter:
-        with modes_off():
+        with function_modes_off(), dispatch_modes_off():
             return _snapshot(t, keep_elements)
     return _snapshot(t, keep_elements)
 
