@@ -27,6 +27,7 @@ from .internals import AccumulateGrad, children_of, sequence_nr
 from .model import Note, RecordOptions
 from .records import OpRecord, tensors_in
 from .snapshots import snapshot
+from .tracker import ModuleStack
 
 __all__ = [
     "LARGE_MODEL_MODULES",
@@ -45,8 +46,6 @@ LARGE_MODEL_MODULES = 50
 
 #: Identical sibling blocks (``layers.0``, ``layers.1``, ...) in a row that count as repeated.
 REPEAT_MIN = 3
-
-ModuleStack = tuple[torch.nn.Module, ...]
 
 
 def _structure(module: torch.nn.Module) -> tuple[tuple[str, str], ...]:

@@ -18,10 +18,9 @@ from .capture import Capture, copy_held
 from .internals import AccumulateGrad
 from .model import OptimizerInfo, ParamUpdate
 from .records import OpRecord
+from .tracker import ModuleStack
 
 __all__ = ["Indexed", "index_capture"]
-
-ModuleStack = tuple[torch.nn.Module, ...]
 
 
 @dataclass

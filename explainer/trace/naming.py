@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .internals import buffers_of, is_aten_op, parameters_of
+from .tracker import ModuleStack
 
 __all__ = [
     "ModuleNames",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 ModuleNames = dict[int, tuple[str, torch.nn.Module]]
-ModuleStack = tuple[torch.nn.Module, ...]
 
 
 # --------------------------------------------------------------------------- ops

@@ -21,6 +21,7 @@ import torch
 from ..values import TensorValue
 from .internals import view_base
 from .snapshots import snapshot
+from .tracker import ModuleStack
 
 __all__ = ["OpRecord", "Records", "scalar_args", "strengthen", "tensors_in"]
 
@@ -49,7 +50,7 @@ class OpRecord:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     outs: list[torch.Tensor]
-    modules: tuple[torch.nn.Module, ...]
+    modules: ModuleStack
     call: str | None
     emptied: bool = False  # a sweep let go of everything it held (`Records.sweep`)
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
@@ -92,7 +93,7 @@ class Records:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         out: Any,
-        modules: tuple[torch.nn.Module, ...],
+        modules: ModuleStack,
         call: str | None,
     ) -> None:
         """Record an op that just ran inside ``modules`` (outermost first) and ``call``."""

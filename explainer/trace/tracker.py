@@ -17,7 +17,10 @@ from torch.utils.hooks import RemovableHandle
 
 from .internals import next_sequence_nr
 
-__all__ = ["ModuleTracker"]
+__all__ = ["ModuleStack", "ModuleTracker"]
+
+#: The modules an op or a call ran in, outermost first (as recorded from `ModuleTracker.stack`).
+ModuleStack = tuple[torch.nn.Module, ...]
 
 
 class ModuleTracker:

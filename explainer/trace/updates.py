@@ -17,10 +17,9 @@ import torch
 from ..values import TensorValue
 from .model import OptimizerInfo, ParamUpdate
 from .snapshots import snapshot
+from .tracker import ModuleStack
 
 __all__ = ["StepWatch", "manual_updates"]
-
-ModuleStack = tuple[torch.nn.Module, ...]
 
 
 class StepWatch:
