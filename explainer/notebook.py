@@ -15,8 +15,9 @@ Three ways, from the shortest::
     explainer.show(g, steps=True)          # the step-through page (index.html) instead
 
 A `Trace` (``tr.result``) and a `Diagram` also display themselves when they are the
-last expression of a cell. The diagram is exactly ``graph.svg`` (same DOT, folded
-above ``max_nodes`` nodes like the command line); the step-through page is
+last expression of a cell (a `Trace` through an IPython formatter this module
+registers). The diagram is exactly ``graph.svg`` (same DOT, folded above
+``max_nodes`` nodes like the command line); the step-through page is
 ``index.html`` in an ``<iframe>``, so its script and styles stay out of the notebook.
 Graphviz's ``dot`` must be installed (it is on Colab).
 """
@@ -36,7 +37,9 @@ import networkx as nx
 from .errors import ExplainerError
 from .defaults import DEFAULT_MAX_NODES, FORMATS
 from .fold import FoldOptions, FoldResult, fold_for_display
+from .graph import build_graph
 from .themes import FONT, SVG_FONT_FALLBACK
+from .trace.model import Trace
 
 #: Height of the step-through page's frame in a notebook (px).
 STEPS_HEIGHT = 760
@@ -49,10 +52,10 @@ def _graph_of(obj: Any) -> nx.DiGraph:
     if isinstance(obj, Diagram):
         return obj.graph
     result = getattr(obj, "result", None)  # Tracer, Show
-    if result is not None and hasattr(result, "to_graph"):
-        return result.to_graph()
-    if hasattr(obj, "to_graph"):  # Trace
-        return obj.to_graph()
+    if isinstance(result, Trace):
+        return build_graph(result)
+    if isinstance(obj, Trace):
+        return build_graph(obj)
     if isinstance(obj, Show):
         raise ExplainerError("the `with explainer.show():` block has not finished (or raised): nothing to draw yet")
     raise ExplainerError(
@@ -215,7 +218,7 @@ class Show:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.tracer._close(sys._getframe(1), exc_type, exc, tb)
+        self.tracer.close(sys._getframe(1), exc_type, exc, tb)
         if exc_type is not None:
             return
         self.diagram = Diagram(self.tracer.result, **self.options)
@@ -240,5 +243,24 @@ def show(obj: Any = None, /, *, steps: bool = False, step: int = 1, full_trace: 
     _display(diagram.steps() if steps else diagram)
     return None
 
+
+def _trace_svg(trace: Trace) -> str:
+    return Diagram(trace).svg
+
+
+def _register_trace_display() -> None:
+    """In IPython, a `Trace` left as a cell's value shows its diagram.
+
+    The trace's data model knows nothing of notebooks: the display is registered
+    here, with IPython's formatter for ``image/svg+xml``, when this module is
+    imported in a running IPython (``explainer`` imports it there).
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        shell.display_formatter.formatters["image/svg+xml"].for_type(Trace, _trace_svg)
+
+
+_register_trace_display()
 
 __all__ = ["Diagram", "Show", "StepThrough", "show"]

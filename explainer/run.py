@@ -14,11 +14,11 @@ import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ExplainerError, ScriptExitedError, ScriptNotFoundError, ScriptSyntaxError, UserScriptError
 from .ipynb import read_notebook
 from .scriptenv import ScriptOsExit, script_environment
+from .trace.model import RecordOptions, Trace
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ class RunOptions:
     run_to_end: bool = False
     seed: int | None = 0
     keep_elements: int = 4096
-    record: Any = None  # explainer.trace.RecordOptions; None: the defaults
+    record: RecordOptions | None = None  # None: the defaults
 
 
 @dataclass
 class RunResult:
-    trace: Any  # explainer.trace.Trace
+    trace: Trace
     losses: list[float]
     stopped_early: bool
     ended: dict[str, Any] | None = None  # how the script ended the process after the traced step, if it did
@@ -144,7 +144,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     ExplainerError
         Nothing to explain (no loss, a non-scalar loss, a step never reached).
     """
-    from .trace import Session, _StopScript, is_user_file
+    from .trace import Session, StopScript, is_user_file
 
     options = options or RunOptions()
     script = Path(path)
@@ -166,7 +166,7 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
             try:
                 for code in source.codes:
                     exec(code, module.__dict__)
-            except _StopScript:
+            except StopScript:
                 stopped = True
             except SystemExit as exc:
                 ended = _exit_status(script, exc.code, "sys.exit", "", session.state != "forward")

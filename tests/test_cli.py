@@ -104,7 +104,7 @@ def test_python_api_draw_and_fold_module() -> None:
     code = (
         "import tempfile, torch, explainer, explainer.fold\n"
         "a = torch.tensor(2.0, requires_grad=True)\n"
-        "g = explainer.trace_call(lambda: a * a).to_graph()\n"
+        "g = explainer.build_graph(explainer.trace_call(lambda: a * a))\n"
         "for _ in range(2):\n"
         "    files = explainer.draw(g, tempfile.mkdtemp(), theme='dark')\n"
         "print(sorted(f.name for f in files), callable(explainer.fold.fold))\n"
