@@ -18,6 +18,7 @@ import rich_click as click
 
 from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError, UserScriptError
+from .output import SignalAfterCommit
 from .run import examples
 from .text import LANGS, t  # cheap: no torch, no networkx
 from .themes import THEMES
@@ -134,11 +135,12 @@ def command(
       explain-graph train.py --out out/ --step 3 -- --epochs 5
       explain-graph lecture.ipynb --video
     """
-    if (script is None) == (example is None):
-        raise click.UsageError("give a SCRIPT (a .py file or a notebook) or --example NAME, not both"
-                               if script is not None else "give a SCRIPT to explain (or --example NAME)")
-    if script is None:
-        script = examples()[str(example)]
+    if example is not None:
+        # The example is the script: any positional words are its arguments.
+        script_args = ((str(script),) if script is not None else ()) + script_args
+        script = examples()[example]
+    elif script is None:
+        raise click.UsageError("give a SCRIPT to explain (a .py file or a notebook), or --example NAME")
     from rich.console import Console
 
     from .output import check_out_path
@@ -262,6 +264,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except _Terminated:
         _error(err, "terminated: the output folder keeps its earlier files")
         code = 143
+    except SignalAfterCommit as exc:
+        _error(err, "interrupted after the new files were in place: the output folder holds this run's files")
+        code = 143 if exc.signum == signal.SIGTERM else 130
     except UserScriptError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
@@ -270,10 +275,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except ExplainerError as exc:
         _error(err, str(exc))
         code = exc.exit_code
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        _error(err, "the report could not be printed (standard output was closed); the files were written")
-        code = 1
     except OSError as exc:
         _error(err, _os_error_message(exc))
         code = 1

@@ -13,9 +13,11 @@ traceback names the cell, and its lines are shown from the notebook.
 
 from __future__ import annotations
 
+import io
 import json
 import linecache
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,24 +42,38 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else str(src)
 
 
+def _starts_statement(before: list[str]) -> bool:
+    """Does a line that follows ``before`` begin a new statement (not inside brackets, a string, a ``\\``)?"""
+    text = "".join(before)
+    if text.rstrip("\n").endswith("\\"):
+        return False
+    try:
+        for _ in tokenize.generate_tokens(io.StringIO(text).readline):
+            pass
+    except (tokenize.TokenError, SyntaxError):  # an open bracket or string runs on
+        return False
+    return True
+
+
 def _plain_python(lines: list[str], number: int, skipped: list[str]) -> str:
-    """The cell's lines with IPython-only lines replaced by ``pass`` (indentation kept)."""
-    out = []
+    """The cell's lines with IPython-only statements replaced by ``pass`` (indentation kept)."""
+    out: list[str] = []
     for line in lines:
-        if _IPYTHON_LINE.match(line):
+        if _IPYTHON_LINE.match(line) and _starts_statement(out):
             skipped.append(f"cell {number}: {line.strip()}")
             indent = line[: len(line) - len(line.lstrip())]
             out.append(f"{indent}pass\n")
         else:
-            out.append(line)
+            out.append(line if line.endswith("\n") else line + "\n")
     return "".join(out)
 
 
 def read_notebook(path: Path) -> NotebookCode:
     """The notebook's code cells as Python; a one-line error if it is not a notebook."""
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cells = nb["cells"]
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        if not isinstance(cells, list):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise ScriptSyntaxError(f"{path} is not a Jupyter notebook (no JSON with cells): pass a .py script or an "
                                 ".ipynb saved by Jupyter or Colab") from None

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from conftest import CLI, EXAMPLES, lecture_graph, run_cli, visible
 from explainer import output
 from explainer.errors import OutputConflictError
-from explainer.output import MANIFEST, OUTPUT_FILES, open_output, planned_outputs
+from explainer.output import MANIFEST, OUTPUT_FILES, OutputFolder, SignalAfterCommit, open_output, planned_outputs
+from explainer.output import switch
 from explainer.pipeline import write_outputs
 from explainer.render.graphviz import DiagramOptions
 
@@ -71,7 +72,7 @@ def one_line_error(r: subprocess.CompletedProcess, code: int, *fragments: str) -
 
 
 def hidden_leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.startswith((output.STAGING_PREFIX, output.BACKUP_PREFIX))
+    return [p.name for p in folder.iterdir() if p.name.startswith(".explain-graph-") and p.name != ".explain-graph.lock"
             or p.name == output.JOURNAL]
 
 
@@ -288,9 +289,24 @@ def test_a_truncated_file_is_caught(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- signals
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():  # noqa: ANN202
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:  # a failed assertion left it running: stop it and its children
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1", **env))
+    proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1", **env), start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _slow_dot(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -357,7 +373,7 @@ def test_ctrl_c_works_although_the_script_caught_sigint(tmp_path: Path) -> None:
 def test_two_runs_into_one_folder_never_mix(tmp_path: Path) -> None:
     started = tmp_path / "started"
     slow = tmp_path / "slow.py"
-    slow.write_text(f"import time\nopen({str(started)!r}, 'w').write('1')\ntime.sleep(4)\n"
+    slow.write_text(f"import time\nopen({str(started)!r}, 'w').write('1')\ntime.sleep(8)\n"
                     + LECTURE.read_text(encoding="utf-8"), encoding="utf-8")
     out = tmp_path / "out"
     first = _start(tmp_path, {}, str(slow), "--out", str(out), "--format", "svg", "--html")
@@ -376,49 +392,155 @@ def test_two_runs_into_one_folder_never_mix(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- interrupted switches
 
 
-def test_a_switch_that_fails_half_way_restores_the_previous_run(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+class Killed(BaseException):
+    """The process dying at this point: nothing after it runs (no rollback)."""
+
+
+def _moves_failing_at(monkeypatch: pytest.MonkeyPatch, k: int, error: BaseException) -> list[Path]:
+    real, calls = switch.move, []
+
+    def move(src: Path, dst: Path) -> None:
+        calls.append(dst)
+        if len(calls) == k:
+            raise error
+        real(src, dst)
+
+    monkeypatch.setattr(switch, "move", move)
+    return calls
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])  # light: the same bytes as the run before
+@pytest.mark.parametrize("k", [1, 3, 4, 6])  # of 6 moves: 3 aside, 3 in
+def test_a_switch_that_fails_part_way_restores_the_previous_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 theme: str, k: int) -> None:
     out = tmp_path / "out"
     write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
     before = files_of(out)
-    real_move, calls = output._move, []
-
-    def failing_move(src: Path, dst: Path) -> None:
-        calls.append(dst)
-        if len(calls) == 4:
-            raise OSError(28, "No space left on device")
-        real_move(src, dst)
-
-    monkeypatch.setattr(output, "_move", failing_move)
+    _moves_failing_at(monkeypatch, k, OSError(28, "No space left on device"))
     with pytest.raises(OSError):
-        write_outputs(lecture_graph(), out, DiagramOptions(theme="dark"), ("svg", "pdf"))
+        write_outputs(lecture_graph(), out, DiagramOptions(theme=theme), ("svg", "pdf"))
     assert files_of(out) == before and hidden_leftovers(out) == []
 
 
-def test_the_next_run_repairs_a_run_killed_during_its_switch(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("theme", ["dark", "light"])
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_the_next_run_repairs_a_run_killed_during_its_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              theme: str, k: int) -> None:
     out = tmp_path / "out"
     write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
     before = files_of(out)
-    real_move, calls = output._move, []
-
-    class Killed(BaseException):
-        pass
-
-    def dying_move(src: Path, dst: Path) -> None:
-        calls.append(dst)
-        if len(calls) == 4:
-            raise Killed  # SIGKILL: no rollback runs
-        real_move(src, dst)
-
-    monkeypatch.setattr(output, "_move", dying_move)
-    monkeypatch.setattr(output, "recover", lambda path: None)
+    _moves_failing_at(monkeypatch, k, Killed())
+    monkeypatch.setattr(switch, "roll_back", lambda *a: None)
     with pytest.raises(Killed):
-        write_outputs(lecture_graph(), out, DiagramOptions(theme="dark"), ("svg", "pdf"))
-    assert files_of(out) != before  # half switched, as a killed run leaves it
-    (out / ".explain-graph-staging-999-dead").mkdir()  # and a staging folder of another killed run
+        write_outputs(lecture_graph(), out, DiagramOptions(theme=theme), ("svg", "pdf"))
+    (out / ".explain-graph-staging-999-deadbeef").mkdir()  # and a staging folder of another killed run
     monkeypatch.undo()
     with open_output(out, planned_outputs(("svg",))):
         assert files_of(out) == before  # rolled back before anything else happens
     assert hidden_leftovers(out) == []
+
+
+def test_a_rollback_killed_part_way_is_finished_by_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
+    before = files_of(out)
+    # The switch fails at its 5th move; the rollback dies after undoing one move.
+    real, calls = switch.move, []
+
+    def move(src: Path, dst: Path) -> None:
+        calls.append(dst)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        if len(calls) == 7:
+            raise Killed
+        real(src, dst)
+
+    monkeypatch.setattr(switch, "move", move)
+    with pytest.raises(Killed):
+        write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "pdf"))
+    monkeypatch.undo()
+    for _ in range(2):  # and once more: a finished recovery has nothing left to do
+        with open_output(out, planned_outputs(("svg",))):
+            assert files_of(out) == before
+    assert hidden_leftovers(out) == []
+
+
+def test_a_journal_the_tool_did_not_write_is_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    planted = plant(out, ["index.html", "None/notes.md"])
+    for journal in ('{"place": ["graph.svg"]}', '{"backup": "", "staging": "", "moves": [], "done": 0, '
+                    '"manifest_sha256": ""}', '{"backup": "None", "staging": "None", "moves": [["place", '
+                    '"index.html"]], "done": 1, "manifest_sha256": "x"}'):
+        (out / output.JOURNAL).write_text(journal)
+        r = run_cli(str(LECTURE), "--out", str(out), "--format", "svg")
+        one_line_error(r, 2, "is not a journal explain-graph wrote", "touched nothing")
+        assert unchanged(out, planted) == [] and (out / output.JOURNAL).read_text() == journal
+
+
+def test_a_symlinked_slides_folder_is_never_emptied(tmp_path: Path) -> None:
+    out, course = tmp_path / "out", tmp_path / "course"
+    assert run_cli(str(LECTURE), "--out", str(out), "--slides", "--format", "svg").returncode == 0
+    (out / "slides").rename(course)  # the lecturer keeps the pages in the course folder, linked back
+    (out / "slides").symlink_to(course, target_is_directory=True)
+    pages = files_of(course)
+    r = run_cli(str(LECTURE), "--out", str(out), "--format", "svg")
+    assert r.returncode == 0, r.stderr
+    assert files_of(course) == pages and (out / "slides").is_symlink()
+
+
+def test_a_file_saved_during_the_run_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
+    before = files_of(out)
+    real, checks = OutputFolder.check_conflicts, []
+
+    def then_the_user_saves(self: OutputFolder, planned: frozenset[str]) -> None:
+        real(self, planned)
+        checks.append(planned)
+        if len(checks) == 2:  # the check right before the switch passed; now the user saves
+            (self.path / "graph.png").write_bytes(b"my edited picture")
+
+    monkeypatch.setattr(OutputFolder, "check_conflicts", then_the_user_saves)
+    with pytest.raises(OutputConflictError, match="changed while explain-graph ran"):
+        write_outputs(lecture_graph(), out, DiagramOptions(theme="dark"), ("svg", "png"))
+    assert (out / "graph.png").read_bytes() == b"my edited picture"
+    assert (out / "graph.svg").read_bytes() == before["graph.svg"] and hidden_leftovers(out) == []
+
+
+def test_ctrl_c_during_the_switch_is_reported_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    real, calls = switch.move, []
+
+    def move(src: Path, dst: Path) -> None:
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # held until the switch is done
+        real(src, dst)
+
+    monkeypatch.setattr(switch, "move", move)
+    with pytest.raises(SignalAfterCommit) as exc:
+        write_outputs(lecture_graph(), out, DiagramOptions(), ("svg",))
+    assert exc.value.signum == signal.SIGINT
+    assert visible(out) == ["graph.json", "graph.svg"]  # the switch completed
+    manifest = json.loads((out / MANIFEST).read_text())["files"]
+    assert {n: output.file_digest(out / n) for n in manifest} == manifest
+
+
+def test_a_broken_manifest_is_no_crash(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    planted = plant(out, ["graph.svg"])
+    (out / MANIFEST).write_text('{"files": ["graph.svg"]}')
+    r = run_cli(str(LECTURE), "--out", str(out), "--format", "svg")
+    one_line_error(r, 2, "graph.svg", "did not write")
+    assert unchanged(out, planted) == []
+
+
+def test_page_names_in_any_letter_case_are_the_users(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    planted = plant(out, ["slides/Page-01.png"])
+    r = run_cli(str(LECTURE), "--out", str(out), "--slides", "--format", "svg")
+    one_line_error(r, 2, "slides/Page-01.png")
+    assert unchanged(out, planted) == []
 
 
 # --------------------------------------------------------------------------- how the script ends
