@@ -11,7 +11,7 @@ case "$cmd" in
   setup) bash scripts/bootstrap.sh ;;
   demo)
     bash scripts/bootstrap.sh
-    .venv/bin/explain-graph assets/examples/linear_regression.py --out explained/linear_regression \
+    .venv/bin/explain-graph --example linear-regression --out explained/linear_regression \
         --video --slides --html "$@"
     ;;
   test)

@@ -9,7 +9,7 @@ Stages, one module each: `run` (execute a script) -> `trace` (record one step)
         loss = criterion(model(x), y)
         loss.backward()
         optimizer.step()
-    g = tr.result.to_graph()
+    g = explainer.build_graph(tr.result)
     explainer.draw(g, "out/")
 
 In a notebook, ``with explainer.show(): ...`` traces the block and displays its diagram.
@@ -19,6 +19,7 @@ torch is imported only when a trace starts, so importing this package is cheap.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExplainerError
@@ -46,6 +47,10 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Lazy: `import explainer` must not import torch (the CLI's --help stays instant).
     if name in ("Tracer", "Trace", "trace_call"):
+        if "IPython" in sys.modules:
+            # In a notebook, the notebook layer registers how a Trace displays itself.
+            from . import notebook
+
         from . import trace
 
         return getattr(trace, name)

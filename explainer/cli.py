@@ -5,18 +5,23 @@ Heavy imports (torch, networkx) happen inside the command, so ``--help`` is inst
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
-import click
+import rich_click as click
 
+from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError, UserScriptError
-from .text import LANGS  # cheap: no torch, no networkx
+from .output import SignalAfterCommit
+from .run import examples
+from .text import LANGS, t  # cheap: no torch, no networkx
 from .themes import THEMES
-
-FORMAT_CHOICES = ("svg", "png", "pdf")
 
 
 def _error(console: object, message: str) -> None:
@@ -28,108 +33,138 @@ def _error(console: object, message: str) -> None:
 
 def _formats(value: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    bad = [v for v in items if v not in FORMAT_CHOICES]
+    bad = [v for v in items if v not in FORMATS]
     if bad or not items:
-        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(FORMAT_CHOICES)}")
+        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(FORMATS)}")
     return items
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("script", type=click.Path(path_type=Path, dir_okay=True))
+INPUT, OUTPUT, LOOK, LARGE, VIDEO = "Input", "Output", "Look", "Large models", "Video"
+TRAIN = "Training over time"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+               epilog="Exit status: 0 done, 1 output not written, 2 bad input or options, 3 the script raised, "
+                      "4 nothing to explain, 5 an external tool failed, 70 internal error, 130/143 interrupted. "
+                      "Docs and the graph.json schema: the README.")
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=True), required=False)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder (default: explained/<script name>/).")
-@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--example", type=click.Choice(tuple(examples())), metavar="NAME", panel=INPUT,
+              help=f"Explain one of the lecture's examples that come with explain-graph instead of a SCRIPT: "
+                   f"{', '.join(examples())}.")
+@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1), panel=INPUT,
               help="Explain the N-th backward() call of the script.")
-@click.option("--run-to-end", is_flag=True,
+@click.option("--run-to-end", is_flag=True, panel=INPUT,
               help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
-@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True,
-              help="light for documents, dark (large type) for slides.")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, help="Label language.")
-@click.option("--digits", default=4, show_default=True, type=click.IntRange(1, 12), help="Significant digits shown.")
-@click.option("--max-elements", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
-@click.option("--format", "formats", default="svg,png,pdf", show_default=True, help="Diagram formats, comma-separated.")
-@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None,
-              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), panel=INPUT,
               help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
-@click.option("--no-seed", is_flag=True, help="Do not seed: the script's randomness is left as it is.")
-@click.option("--depth", type=click.IntRange(min=0), default=None,
-              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
-                   "Default: automatic above --max-nodes.")
-@click.option("--expand", "expand", multiple=True, metavar="PATH",
-              help="Open this folded module, e.g. model.layers.0 (repeatable).")
-@click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=0),
-              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
-@click.option("--full-trace", is_flag=True,
-              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
-                   "(slower; by default those blocks record only their outputs and stay folded).")
-@click.option("--video", is_flag=True,
-              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus backward.srt.")
-@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True,
-              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
-@click.option("--slides", is_flag=True,
+@click.option("--no-seed", is_flag=True, panel=INPUT, help="Do not seed: the script's randomness is left as it is.")
+@click.option("-o", "--out", "out_dir", metavar="DIR", panel=OUTPUT,
+              help="Output folder (default: explained/<script name>/). Files of yours there are never replaced "
+                   "unless --force names them.")
+@click.option("--force", is_flag=True, panel=OUTPUT,
+              help="Replace files in the output folder that have output names but were not written by "
+                   "explain-graph (or were changed since).")
+@click.option("--format", "formats", default=",".join(FORMATS), show_default=True, panel=OUTPUT,
+              help="Diagram formats, comma-separated.")
+@click.option("--slides", is_flag=True, panel=OUTPUT,
               help="Also write slides.pdf (16:9: title, forward pass, one page per backward step, update) "
                    "and slides/page-NN.png.")
-@click.option("--html", "html", is_flag=True,
+@click.option("--html", "html", is_flag=True, panel=OUTPUT,
               help="Also write index.html: one offline page to step through the forward and backward pass.")
-@click.option("--train", is_flag=True,
+@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True, panel=LOOK,
+              help="light for documents, dark (large type) for slides.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, panel=LOOK,
+              help="Label language.")
+@click.option("--digits", default=DEFAULT_DIGITS, show_default=True, type=click.IntRange(1, 12), panel=LOOK,
+              help="Significant digits shown.")
+@click.option("--max-elements", default=DEFAULT_MAX_ELEMENTS, show_default=True, type=click.IntRange(min=1),
+              panel=LOOK, help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
+@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None, panel=LOOK,
+              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
+@click.option("--depth", type=click.IntRange(min=0), default=None, panel=LARGE,
+              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
+                   "Default: automatic above --max-nodes.")
+@click.option("--expand", "expand", multiple=True, metavar="PATH", panel=LARGE,
+              help="Open this folded module, e.g. model.layers.0 (repeatable).")
+@click.option("--max-nodes", default=DEFAULT_MAX_NODES, show_default=True, type=click.IntRange(min=0), panel=LARGE,
+              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
+@click.option("--full-trace", is_flag=True, panel=LARGE,
+              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
+                   "(slower; by default those blocks record only their outputs and stay folded).")
+@click.option("--video", is_flag=True, panel=VIDEO,
+              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus "
+                   "backward.srt. Needs the [video] extra.")
+@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True, panel=VIDEO,
+              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
+@click.option("--train", is_flag=True, panel=TRAIN,
               help="Also run the whole training: loss curve, parameters over the steps and their path on the loss "
-                   "surface (training.json/svg/png).")
-@click.option("--compare", "compare", metavar="LIST",
+                   "surface (training.json/svg/png; training.mp4 with --video).")
+@click.option("--compare", "compare", metavar="LIST", panel=TRAIN,
               help="Train once per optimizer swapped in for the script's, e.g. sgd,adam,rmsprop,adagrad "
                    "(hyperparameters after colons: sgd:momentum=0.9). Implies --train.")
-@click.option("--lr-sweep", "lr_sweep", metavar="LIST",
+@click.option("--lr-sweep", "lr_sweep", metavar="LIST", panel=TRAIN,
               help="Train once per learning rate with the script's own optimizer, e.g. 0.01,0.05,0.1,0.2. "
                    "Implies --train.")
-@click.option("--lr", "lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", "lr", type=click.FloatRange(min=0, min_open=True), default=None, panel=TRAIN,
               help="Learning rate for --train and --compare (default: the script's).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
+@click.option("--jobs", type=click.IntRange(min=1), default=None, panel=TRAIN,
               help="Training runs in parallel (default: the number of cores).")
 @click.version_option(package_name="explain-graph")
-def main(
-    script: Path,
+def command(
+    script: Path | None,
     script_args: tuple[str, ...],
-    out_dir: Path | None,
+    example: str | None,
     step: int,
     run_to_end: bool,
+    seed: int,
+    no_seed: bool,
+    out_dir: str | None,
+    force: bool,
+    formats: str,
+    slides: bool,
+    html: bool,
     theme: str,
     lang: str,
     digits: int,
     max_elements: int,
-    formats: str,
     rankdir: str | None,
-    seed: int,
-    no_seed: bool,
     depth: int | None,
     expand: tuple[str, ...],
     max_nodes: int,
     full_trace: bool,
     video: bool,
     quality: str,
-    slides: bool,
-    html: bool,
     train: bool,
     compare: str | None,
     lr_sweep: str | None,
     lr: float | None,
     jobs: int | None,
 ) -> None:
-    """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
+    """Explain one training step of SCRIPT (a .py file or a Jupyter/Colab notebook): its autograd
+    graph with the real values and gradients.
 
-    Runs SCRIPT unmodified as __main__ (arguments after -- go to it), records its first
-    forward pass, loss, backward pass and optimizer step, then draws the graph.
+    Runs SCRIPT unmodified as __main__ (arguments after -- go to it), records its first forward
+    pass, loss, backward pass and optimizer step, then draws the graph.
 
     \b
-    Example:
-      explain-graph assets/examples/linear_regression.py --out out/
-      explain-graph train.py --step 3 --theme dark --lang ko -- --epochs 5
-      explain-graph linear_regression.py --compare sgd,adam,rmsprop,adagrad
+    Examples (they work from any folder):
+      explain-graph --example linear-regression --slides --html
+      explain-graph --example cross-entropy --lang ko --theme dark
+      explain-graph train.py --out out/ --step 3 -- --epochs 5
+      explain-graph lecture.ipynb --video
+      explain-graph --example linear-regression --compare sgd,adam,rmsprop,adagrad
     """
+    if example is not None:
+        # The example is the script: any positional words are its arguments.
+        script_args = ((str(script),) if script is not None else ()) + script_args
+        script = examples()[example]
+    elif script is None:
+        raise click.UsageError("give a SCRIPT to explain (a .py file or a notebook), or --example NAME")
     from rich.console import Console
 
-    err = Console(stderr=True)
+    from .output import check_out_path
+
     try:
         fmt = _formats(formats)
     except click.BadParameter as exc:
@@ -140,38 +175,18 @@ def main(
         raise click.UsageError("--lr-sweep sets the learning rates itself: drop --lr")
     if lr is not None and not (train or compare):
         raise click.UsageError("--lr applies to training runs: add --train or --compare")
-    training = (train, compare, lr_sweep, lr, jobs) if (train or compare or lr_sweep) else None
-    if out_dir is None:
-        out_dir = Path("explained") / script.stem
-    out_dir = out_dir.absolute()  # the user's folder, even if the script changes directory
-    try:
-        with _video_progress(video) as on_video_step:
-            report = _explain(script, list(script_args), out_dir, step, run_to_end, theme, lang, digits,
-                              max_elements, fmt, rankdir, None if no_seed else seed,
-                              quality if video else None, on_video_step,
-                              fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
-                              full_trace=full_trace, training=training)
-    except UserScriptError as exc:
-        if exc.user_traceback:
-            sys.stderr.write(exc.user_traceback)
-        _error(err, str(exc))
-        sys.exit(exc.exit_code)
-    except ExplainerError as exc:
-        _error(err, str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _error(err, "interrupted: nothing was written")
-        sys.exit(130)
-    except OSError as exc:
-        _error(err, f"could not write the output ({exc.strerror or exc}: {exc.filename or out_dir}): "
-                    "check the --out folder's permissions and free space")
-        sys.exit(1)
-    except Exception:  # a bug of ours: say so, with the full traceback to report
-        import traceback
-
-        traceback.print_exc()
-        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
-        sys.exit(70)
+    training = (compare, lr_sweep, lr, jobs) if (train or compare or lr_sweep) else None
+    # The user's folder, resolved now: the script may change directory.
+    out = check_out_path(Path("explained") / script.stem if out_dir is None else out_dir)
+    err = Console(stderr=True)
+    with _video_progress(video) as on_video_step:
+        report = _explain(script, list(script_args), out, step, run_to_end, theme, lang, digits,
+                          max_elements, fmt, rankdir, None if no_seed else seed,
+                          quality if video else None, on_video_step,
+                          fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
+                          full_trace=full_trace, force=force, training=training,
+                          on_wait=lambda folder: err.print(t("waiting", lang).format(folder=folder), style="yellow",
+                                                           highlight=False, markup=False))
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
@@ -203,7 +218,7 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
              quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False, training=None):  # noqa: ANN001, ANN202
+             full_trace=False, force=False, on_wait=None, training=None):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -218,7 +233,7 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
     if training is not None:
         from .training.spec import TrainingOptions, parse_compare, parse_lrs
 
-        _, compare, lr_sweep, lr, jobs = training
+        compare, lr_sweep, lr, jobs = training
         options = TrainingOptions(compare=parse_compare(compare) if compare else (),
                                   lr_sweep=parse_lrs(lr_sweep) if lr_sweep else (), lr=lr, jobs=jobs,
                                   max_elements=max_elements)
@@ -236,8 +251,90 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         slides=slides,
         html=html,
         full_trace=full_trace,
+        force=force,
+        on_wait=on_wait,
         training=options,
     )
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every cleanup on the way out runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup short
+    raise _Terminated
+
+
+def _stdout_closed() -> bool:
+    try:
+        return sys.stdout is None or os.fstat(sys.stdout.fileno()) is None
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """``explain-graph``: the command, with every way out mapped to a documented exit status.
+
+    0 done; 1 the output could not be written; 2 bad input or options (also a file of yours
+    in the way); 3 the script raised; 4 nothing to explain; 5 an external tool failed;
+    70 a bug in explain-graph; 130 Ctrl-C; 143 SIGTERM.
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if _stdout_closed():
+        _error(err, "standard output is closed: run explain-graph with it open (or redirected, >/dev/null)")
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        # Without standalone mode click returns --help's and --version's exit status, and
+        # raises everything else here, where each gets its exit status.
+        rv = command.main(args=argv, prog_name="explain-graph", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _error(err, "interrupted: the output folder keeps its earlier files")
+        code = 130
+    except _Terminated:
+        _error(err, "terminated: the output folder keeps its earlier files")
+        code = 143
+    except SignalAfterCommit as exc:
+        _error(err, "interrupted after the new files were in place: the output folder holds this run's files")
+        code = 143 if exc.signum == signal.SIGTERM else 130
+    except UserScriptError as exc:
+        if exc.user_traceback:
+            sys.stderr.write(exc.user_traceback)
+        _error(err, str(exc))
+        code = exc.exit_code
+    except ExplainerError as exc:
+        _error(err, str(exc))
+        code = exc.exit_code
+    except OSError as exc:
+        _error(err, _os_error_message(exc))
+        code = 1
+    except Exception:  # a bug of ours: say so, with the full traceback to report
+        import traceback
+
+        traceback.print_exc()
+        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
+        code = 70
+    sys.exit(code)
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = exc.filename or "the output folder"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from .tools import no_space_message
+
+        return no_space_message(where)
+    return (f"could not write the output ({exc.strerror or exc}: {where}): check the --out folder's permissions "
+            "and free space")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,10 @@ class ExplainerError(Exception):
 
     exit_code = 1
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback into the tool: the one-line message."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ScriptNotFoundError(ExplainerError):
     """The script path does not exist or is not a file."""
@@ -75,6 +79,30 @@ class ToolError(ExplainerError):
     """A command-line tool an output needs (rsvg-convert, pdftoppm) is missing or failed."""
 
     exit_code = 5
+
+
+class OutputFolderError(ExplainerError):
+    """The output folder cannot be used: empty ``--out``, a file in the way, not writable."""
+
+    exit_code = 2
+
+
+class OutputConflictError(OutputFolderError):
+    """The output folder holds a file of the user's with a name the run would write."""
+
+    exit_code = 2
+
+
+class OutputWriteError(ExplainerError):
+    """Writing the outputs failed part-way (a full disk); the folder keeps its previous files."""
+
+    exit_code = 1
+
+
+class ScriptExitedError(ExplainerError):
+    """The script ended the process (``os._exit``) before the traced step was complete."""
+
+    exit_code = 4
 
 
 class TrainingOptionError(ExplainerError):

@@ -61,12 +61,12 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from .defaults import DEFAULT_MAX_NODES
 from .errors import FoldError
 from .values import _py_number
 
-#: Above this many nodes the diagram is folded automatically: about what one slide holds
-#: readably (a 77-node ResNet view is five slides tall), and ``dot`` needs well under a second.
-DEFAULT_MAX_NODES = 30
+# DEFAULT_MAX_NODES: about what one slide holds readably (a 77-node ResNet view is five
+# slides tall), and ``dot`` needs well under a second.
 
 _INDEXED = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)$")
 

@@ -50,11 +50,13 @@ from typing import Any
 
 import networkx as nx
 
+from .defaults import DEFAULT_MAX_ELEMENTS
 from .errors import SchemaError
+from .text import note_text
+from .trace.model import Trace
 from .values import TensorValue, _py_number
 
 SCHEMA = "explain-graph/1"
-DEFAULT_MAX_ELEMENTS = 16
 
 
 def node_id(key: int) -> str:
@@ -65,7 +67,7 @@ def _json(v: TensorValue | None, max_elements: int) -> Any:
     return None if v is None else v.to_json(max_elements)
 
 
-def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGraph:
+def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGraph:
     """Convert a `explainer.trace.Trace` into the schema above."""
     g = nx.DiGraph()
     first_bad = None
@@ -85,9 +87,9 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
         ),
         losses=[_py_number(x) for x in trace.losses],
         modules=dict(trace.modules),
-        notes=[str(n) for n in trace.notes],
+        notes=[note_text({"key": n.key, "params": n.params}) for n in trace.notes],
         note_data=[{"key": n.key, "params": dict(n.params)} for n in trace.notes],
-        light=list(getattr(trace, "light", [])),
+        light=list(trace.light),
         source=trace.source,
         max_elements=max_elements,
     )

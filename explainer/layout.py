@@ -8,13 +8,11 @@ renderers read (`Layout`) come from the very same layout.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GraphvizError
+from .tools import check_file, find_tool, run_tool, undate_pdf
 
 POINTS_PER_INCH = 72.0
 
@@ -40,15 +38,6 @@ class Layout:
     clusters: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def dot_binary() -> str:
-    path = shutil.which("dot")
-    if path is None:
-        raise GraphvizError(
-            "Graphviz's `dot` was not found: run scripts/bootstrap.sh (or `apt-get install graphviz`) and try again"
-        )
-    return path
-
-
 def run_dot(
     source: str, outputs: dict[str, Path] | None = None, timeout: float = 600.0, positions: bool = True
 ) -> Layout | None:
@@ -56,25 +45,25 @@ def run_dot(
 
     Returns the positions, unless ``positions`` is False (only files wanted: writing and
     reading them back costs a sixth of dot's time on a large graph); then None.
-    Raises `GraphvizError` with dot's own message when it fails.
+    Raises `GraphvizError` with dot's own message when it fails, and when it exits 0
+    without writing a complete file.
     """
     outputs = outputs or {}
     with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
         layout_path = Path(tmp) / "layout.json"
-        cmd = [dot_binary()] + (["-Tjson0", f"-o{layout_path}"] if positions else [])
+        cmd = [find_tool("dot")] + (["-Tjson0", f"-o{layout_path}"] if positions else [])
         for fmt, path in outputs.items():
             cmd += [f"-T{fmt}", f"-o{path}"]
-        try:
-            proc = subprocess.run(cmd, input=source.encode("utf-8"), capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise GraphvizError(
-                f"dot took more than {timeout:.0f} s to lay out this graph: fold it with --depth to draw fewer nodes"
-            ) from None
-        if proc.returncode != 0:
-            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GraphvizError(f"dot failed: {msg[-1] if msg else 'no message'}")
+        writes = next(iter(outputs.values())).parent if outputs else None
+        run_tool(cmd, "dot", stdin=source.encode("utf-8"), timeout=timeout, writes=writes,
+                 timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
+        for fmt, path in outputs.items():
+            check_file(path, fmt, "dot")
+            if fmt == "pdf":
+                undate_pdf(path)
         if not positions:
             return None
+        check_file(layout_path, "json", "dot")
         return parse_layout(json.loads(layout_path.read_text(encoding="utf-8")))
 
 

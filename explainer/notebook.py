@@ -15,8 +15,9 @@ Three ways, from the shortest::
     explainer.show(g, steps=True)          # the step-through page (index.html) instead
 
 A `Trace` (``tr.result``) and a `Diagram` also display themselves when they are the
-last expression of a cell. The diagram is exactly ``graph.svg`` (same DOT, folded
-above ``max_nodes`` nodes like the command line); the step-through page is
+last expression of a cell (a `Trace` through an IPython formatter this module
+registers). The diagram is exactly ``graph.svg`` (same DOT, folded above
+``max_nodes`` nodes like the command line); the step-through page is
 ``index.html`` in an ``<iframe>``, so its script and styles stay out of the notebook.
 Graphviz's ``dot`` must be installed (it is on Colab).
 """
@@ -34,8 +35,11 @@ from typing import Any
 import networkx as nx
 
 from .errors import ExplainerError
-from .fold import DEFAULT_MAX_NODES, FoldOptions, FoldResult, fold_for_display
+from .defaults import DEFAULT_MAX_NODES, FORMATS
+from .fold import FoldOptions, FoldResult, fold_for_display
+from .graph import build_graph
 from .themes import FONT, SVG_FONT_FALLBACK
+from .trace.model import Trace
 
 #: Height of the step-through page's frame in a notebook (px).
 STEPS_HEIGHT = 760
@@ -48,10 +52,10 @@ def _graph_of(obj: Any) -> nx.DiGraph:
     if isinstance(obj, Diagram):
         return obj.graph
     result = getattr(obj, "result", None)  # Tracer, Show
-    if result is not None and hasattr(result, "to_graph"):
-        return result.to_graph()
-    if hasattr(obj, "to_graph"):  # Trace
-        return obj.to_graph()
+    if isinstance(result, Trace):
+        return build_graph(result)
+    if isinstance(obj, Trace):
+        return build_graph(obj)
     if isinstance(obj, Show):
         raise ExplainerError("the `with explainer.show():` block has not finished (or raised): nothing to draw yet")
     raise ExplainerError(
@@ -89,6 +93,10 @@ class Diagram:
     ) -> None:
         from .render.graphviz import DiagramOptions
 
+        from .tools import check_font, find_tool
+
+        find_tool("dot")
+        check_font(lang)
         self.graph: nx.DiGraph = _graph_of(obj)
         self.options = DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=title)
         self.fold: FoldResult = fold_for_display(self.graph, FoldOptions(depth=depth, expand=tuple(expand), max_nodes=max_nodes))
@@ -106,7 +114,9 @@ class Diagram:
         with tempfile.TemporaryDirectory(prefix="explain-graph-nb-") as tmp:
             _, paths = render_static(self.shown, Path(tmp), self.options, ("svg",))
             text = paths["svg"].read_text(encoding="utf-8")
-        return text.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FALLBACK}"')
+        text = text.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FALLBACK}"')
+        # Natural size at most, narrower cells scale it down (the viewBox keeps its shape).
+        return text.replace("<svg width=", '<svg style="max-width: 100%; height: auto;" width=', 1)
 
     def _repr_svg_(self) -> str:
         return self.svg
@@ -118,12 +128,16 @@ class Diagram:
         return StepThrough(build_html(self.shown, self.options))
 
     def save(self, out_dir: str | Path, *, slides: bool = False, html: bool = False,
-             formats: tuple[str, ...] = ("svg", "png", "pdf")) -> list[Path]:
-        """Write graph.svg/png/pdf and graph.json (and the deck, the page) into ``out_dir``."""
+             formats: tuple[str, ...] = FORMATS, force: bool = False) -> list[Path]:
+        """Write graph.svg/png/pdf and graph.json (and the deck, the page) into ``out_dir``.
+
+        Files of yours with those names stay untouched (an error says so) unless ``force``.
+        """
         from .pipeline import write_outputs
 
         shown = self.shown if self.fold.folded else None
-        return write_outputs(self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html)
+        return write_outputs(self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html,
+                             force=force)
 
     def __repr__(self) -> str:
         loss_id = self.graph.graph.get("loss")
@@ -204,7 +218,7 @@ class Show:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.tracer._close(sys._getframe(1), exc_type, exc, tb)
+        self.tracer.close(sys._getframe(1), exc_type, exc, tb)
         if exc_type is not None:
             return
         self.diagram = Diagram(self.tracer.result, **self.options)
@@ -229,5 +243,24 @@ def show(obj: Any = None, /, *, steps: bool = False, step: int = 1, full_trace: 
     _display(diagram.steps() if steps else diagram)
     return None
 
+
+def _trace_svg(trace: Trace) -> str:
+    return Diagram(trace).svg
+
+
+def _register_trace_display() -> None:
+    """In IPython, a `Trace` left as a cell's value shows its diagram.
+
+    The trace's data model knows nothing of notebooks: the display is registered
+    here, with IPython's formatter for ``image/svg+xml``, when this module is
+    imported in a running IPython (``explainer`` imports it there).
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        shell.display_formatter.formatters["image/svg+xml"].for_type(Trace, _trace_svg)
+
+
+_register_trace_display()
 
 __all__ = ["Diagram", "Show", "StepThrough", "show"]

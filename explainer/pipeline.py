@@ -1,32 +1,26 @@
-"""The whole static path as one call: run -> trace -> graph -> layout -> renderers.
+"""The whole path as one call: run -> trace -> graph -> fold -> renderers -> output folder.
 
-Files are written to a temporary folder beside the output folder and moved into
-place only when everything succeeded, so a failure leaves nothing half-written.
+Files are rendered into a staging folder inside the output folder and switched into
+place only when everything succeeded (`explainer.output`), so a failure leaves the
+folder as it was.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from collections.abc import Callable
-
 from .fold import FoldOptions, FoldResult, fold_for_display
-from .graph import DEFAULT_MAX_ELEMENTS, build_graph, save_graph
-from .render.graphviz import FORMATS, DiagramOptions, render_static
-from .run import RunOptions, run_script
-
-
-#: Every file or folder an explanation may write; others in the folder are left alone.
-OUTPUT_NAMES = frozenset(
-    {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
-     "slides.pdf", "slides", "index.html", "training.json", "training.svg", "training.png", "training.mp4"}
-)
+from .defaults import DEFAULT_MAX_ELEMENTS, FORMATS
+from .graph import build_graph, save_graph
+from .output import open_output, planned_outputs
+from .render.graphviz import DiagramOptions, render_static
+from .run import RunOptions, load_source, run_script
+from .tools import check_font, find_tool, require_extra
 
 
 @dataclass(frozen=True)
@@ -45,10 +39,31 @@ class Report:
     files: list[Path] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     fold: FoldResult | None = None  # how the diagram was folded (graph.json is always full)
+    ended: dict[str, Any] | None = None  # how the script ended the process after the traced step, if it did
+    skipped: list[str] = field(default_factory=list)  # a notebook's IPython lines, not run
     training: Any = None  # explainer.training.record.TrainingRecord with --train/--compare/--lr-sweep
 
 
-def write_outputs(
+def required_tools(video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en") -> None:
+    """Check, in seconds, that every tool, extra and font the requested outputs need is there.
+
+    Runs before the script, so a missing one costs no traced run.
+    """
+    find_tool("dot")
+    check_font(lang)
+    if slides:
+        find_tool("rsvg-convert")
+        find_tool("pdftoppm")
+    if losses:
+        require_extra("plots", "--run-to-end's loss curve")
+    if video:
+        require_extra("video", "--video")
+        from .render.video import check_manim
+
+        check_manim()
+
+
+def render_outputs(
     g: nx.DiGraph,
     out_dir: Path,
     diagram: DiagramOptions,
@@ -61,59 +76,54 @@ def write_outputs(
     slides: bool = False,
     html: bool = False,
     extra: Callable[[Path], list[Path]] | None = None,
-) -> list[Path]:
-    """Render ``g`` into ``out_dir`` atomically; return the files written.
+) -> None:
+    """Render every requested output of ``g`` into the (staging) folder ``out_dir``.
 
     ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
     view, `explainer.fold`); graph.json always holds the full ``g``. ``slides`` adds
     ``slides.pdf`` and ``slides/page-NN.png``, ``html`` an offline ``index.html``:
     both show the same view as the diagram. ``extra`` writes more files into the
-    same temporary folder after these (the training outputs), so they move with them.
+    same folder after these (the training outputs, which add to the page and the deck).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".explain-graph-", dir=out_dir.parent))
-    try:
-        render_static(g if shown is None else shown, tmp, diagram, formats)
-        save_graph(g, tmp / "graph.json")
-        if losses:
-            from .render.plots import loss_curve
+    view = g if shown is None else shown
+    render_static(view, out_dir, diagram, formats)
+    save_graph(g, out_dir / "graph.json")
+    if losses:
+        from .render.plots import loss_curve
 
-            loss_curve(losses, tmp / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
-        if video is not None:
-            from .render.video import render_video  # imports Manim: only on this path
+        loss_curve(losses, out_dir / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
+    if video is not None:
+        from .render.video import render_video  # imports Manim: only on this path
 
-            # The video shows the same (possibly folded) view as the diagram.
-            render_video(g if shown is None else shown, tmp, video.quality, diagram.theme, diagram.lang,
-                         diagram.digits, on_video_step)
-        if slides:
-            from .render.slides import render_slides
+        render_video(view, out_dir, video.quality, diagram.theme, diagram.lang, diagram.digits, on_video_step)
+    if slides:
+        from .render.slides import render_slides
 
-            render_slides(g if shown is None else shown, tmp, diagram)
-        if html:
-            from .render.html import render_html
+        render_slides(view, out_dir, diagram)
+    if html:
+        from .render.html import render_html
 
-            render_html(g if shown is None else shown, tmp, diagram)
-        if extra is not None:
-            extra(tmp)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in sorted(tmp.iterdir()):
-            dest = out_dir / f.name
-            if f.is_dir() and dest.is_dir():  # slides/: replace the folder, no stale pages
-                shutil.rmtree(dest)
-            f.replace(dest)
-            written.append(dest)
-        # Outputs of an earlier run that this run did not make would show other numbers.
-        for name in OUTPUT_NAMES - {f.name for f in written}:
-            stale = out_dir / name
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            elif stale.exists():
-                stale.unlink()
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        render_html(view, out_dir, diagram)
+    if extra is not None:
+        extra(out_dir)
+
+
+def write_outputs(
+    g: nx.DiGraph,
+    out_dir: Path,
+    diagram: DiagramOptions,
+    formats: tuple[str, ...] = FORMATS,
+    shown: nx.DiGraph | None = None,
+    slides: bool = False,
+    html: bool = False,
+    force: bool = False,
+) -> list[Path]:
+    """Render ``g`` into ``out_dir`` under the output-folder contract (`explainer.output`); return the files."""
+    planned = planned_outputs(formats, slides=slides, html=html)
+    required_tools(slides=slides, lang=diagram.lang)
+    with open_output(out_dir, planned, force=force) as folder:
+        render_outputs(g, folder.staging_path, diagram, formats, shown=shown, slides=slides, html=html)
+        return folder.commit(planned)
 
 
 def explain_script(
@@ -130,9 +140,15 @@ def explain_script(
     slides: bool = False,
     html: bool = False,
     full_trace: bool = False,
+    force: bool = False,
+    on_wait: Callable[[Path], None] | None = None,
     training: Any = None,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
+
+    The output folder is checked, created and locked before the script runs, and files
+    appear in it only when everything succeeded (`explainer.output`); ``force`` lets the
+    run replace files of the user's that have output names.
 
     The diagram is folded as ``fold`` says (by default, automatically above
     `explainer.fold.DEFAULT_MAX_NODES` nodes); graph.json holds the full graph.
@@ -150,25 +166,38 @@ def explain_script(
         record = RecordOptions(everything=full_trace or fold.max_nodes <= 0, depth=fold.depth, expand=fold.expand)
         run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
-    result = run_script(script, argv, run)
-    g = build_graph(result.trace, max_elements=max_elements)
-    losses = result.losses if run.run_to_end else None
-    view = fold_for_display(g, fold)
-    trained, extra = None, None
+    load_source(Path(script))  # a missing script or a syntax error before anything else
+    required_tools(video=video is not None, slides=slides, losses=run.run_to_end, lang=diagram.lang)
     if training is not None:
-        from .training.explain import run_training, training_writer
+        require_extra("plots", "--train, --compare and --lr-sweep")
+        if slides:
+            find_tool("pdfunite")  # the training pages join the deck
+    planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html,
+                              training=training is not None)
+    with open_output(out_dir, planned, force=force, on_wait=on_wait) as folder:
+        result = run_script(script, argv, run)
+        g = build_graph(result.trace, max_elements=max_elements)
+        losses = result.losses if run.run_to_end else None
+        view = fold_for_display(g, fold)
+        trained, extra = None, None
+        if training is not None:
+            from .training.explain import run_training, training_writer
 
-        trained = run_training(script, argv, training, seed=run.seed)
-        extra = training_writer(trained, diagram, video.quality if video else None, slides=slides, html=html)
-    files = write_outputs(g, Path(out_dir), diagram, formats, losses, run.step, video, on_video_step,
-                          shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra)
-    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, training=trained)
+            trained = run_training(script, argv, training, seed=run.seed)
+            extra = training_writer(trained, diagram, video.quality if video else None, slides=slides, html=html)
+        render_outputs(g, folder.staging_path, diagram, formats, losses, run.step, video, on_video_step,
+                       shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra)
+        files = folder.commit(planned)
+    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended,
+                  skipped=result.skipped, training=trained)
 
 
-def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, **options: Any) -> list[Path]:
+def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, force: bool = False,
+         **options: Any) -> list[Path]:
     """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir`` (the Python API).
 
     ``options`` are `DiagramOptions` fields (``theme``, ``lang``, ``digits``...);
     ``slides=True`` adds slides.pdf and slides/page-NN.png, ``html=True`` index.html.
+    Files of yours with those names are left alone unless ``force=True`` (`explainer.output`).
     """
-    return write_outputs(g, Path(out_dir), DiagramOptions(**options), slides=slides, html=html)
+    return write_outputs(g, Path(out_dir), DiagramOptions(**options), slides=slides, html=html, force=force)

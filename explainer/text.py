@@ -89,6 +89,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them.",
         "note_order_unknown": "The backward order inside the repeated blocks is not known here (it is "
         "worked out for models on the CPU): their nodes show no step; their blocks do.",
+        "backward_order": "backward",
+        "wrote": "wrote",
+        "flat": "(flat)",
+        "more_in_json": "… {n} more (all in graph.json)",
+        "more_in_blocks": "… {n} more inside the repeated blocks (numbers not recorded: see the note)",
+        "pages": "{n} pages",
+        "ended": "{script} ended with {how}({status}){at} after the traced step",
+        "ended_at": " at {where}",
+        "waiting": "another explain-graph run is writing into {folder}: waiting for it to finish",
+        "skipped_ipython": "IPython lines were skipped, never run: {lines}",
         # training over time (explainer.training)
         "tr_title": "Training {script}",
         "tr_title_compare": "{script}: optimizers compared",
@@ -208,6 +218,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "기록했습니다. --expand {first} 또는 --full-trace로 모두 기록합니다.",
         "note_order_unknown": "반복 블록 안의 역전파 순서는 여기서 알 수 없습니다(CPU의 모델만 계산합니다). "
         "그 노드들에는 단계 번호가 없고, 블록에는 있습니다.",
+        "backward_order": "역전파 순서",
+        "wrote": "저장",
+        "flat": "(펼침)",
+        "more_in_json": "… 외 {n}개 (모두 graph.json에 있음)",
+        "more_in_blocks": "… 반복 블록 안에 {n}개 더 (값은 기록하지 않음: 참고를 보세요)",
+        "pages": "{n}쪽",
+        "ended": "{script}가 추적한 스텝 뒤에 {how}({status})로 끝났습니다{at}",
+        "ended_at": " ({where})",
+        "waiting": "다른 explain-graph 실행이 {folder}에 쓰는 중입니다: 끝날 때까지 기다립니다",
+        "skipped_ipython": "IPython 줄은 실행하지 않고 건너뛰었습니다: {lines}",
         "tr_title": "{script} 학습",
         "tr_title_compare": "{script}: 옵티마이저 비교",
         "tr_title_sweep": "{script}: 학습률 비교",
@@ -346,7 +366,7 @@ def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
                 return ["[" + rows[0] + "]"]
             return ["[" + rows[0]] + [" " + r for r in rows[1:-1]] + [" " + rows[-1] + "]"]
     flat = _flatten(v)
-    return [_row(flat, digits) + " (flat)"]
+    return [_row(flat, digits) + " " + t("flat", lang)]
 
 
 def _flatten(v: Any) -> list[Any]:

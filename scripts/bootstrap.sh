@@ -2,7 +2,9 @@
 # Set up everything explain-graph needs on a Debian/Ubuntu machine:
 # system packages (Graphviz, cairo/pango headers for Manim, a CJK font,
 # rsvg-convert and poppler for the slide deck, Chromium for the HTML tests),
-# then .venv/ with the package and its dev tools.
+# then .venv/ with the package, all its extras and its dev tools.
+# On Ubuntu, whose chromium package is a snap that does not run headless in
+# containers, the tests use Playwright's own Chromium, downloaded once here.
 # Idempotent: a second run only checks, and is quick.
 set -euo pipefail
 
@@ -13,10 +15,13 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- system packages --------------------------------------------------------
 need_pkgs=()
+distro="$( . /etc/os-release 2>/dev/null && echo "${ID:-}" )"
+browser_pkg=chromium
+[ "$distro" = "ubuntu" ] && browser_pkg=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in graphviz libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk poppler-utils \
-             librsvg2-bin python3-venv chromium; do
+             librsvg2-bin python3-venv $browser_pkg; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
     # python3-venv only matters for a Debian python; a pyenv/conda one has venv already.
@@ -67,6 +72,12 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip &&
     cat "$log" >&2
     echo "error: installing Python packages failed (log above, also in $log)" >&2
     exit 1
+fi
+if [ -z "$browser_pkg" ] && ! command -v chromium >/dev/null 2>&1; then
+    say "installing Playwright's Chromium for the browser tests (Ubuntu's chromium is a snap)"
+    .venv/bin/python -m playwright install --with-deps chromium >>"$log" 2>&1 || {
+        echo "error: could not install a browser for the tests (log: $log): install Google Chrome or chromium yourself" >&2
+        exit 1; }
 fi
 echo "$deps_hash" > "$stamp"
 say "ready: .venv/bin/explain-graph"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "assets" / "examples"
+EXAMPLES = ROOT / "explainer" / "examples"
 CLI = [sys.executable, "-m", "explainer.cli"]
 
 
@@ -29,6 +30,30 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     """Run ``explain-graph`` in a subprocess, as a user would."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():  # noqa: ANN201  (a playwright Browser)
+    """Headless Chromium: the system's (Debian) or, where that is a snap (Ubuntu), Playwright's own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        try:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as exc:  # noqa: BLE001 - say what to install, once
+            raise RuntimeError(f"no headless Chromium ({exc}): run scripts/bootstrap.sh") from None
+        yield b
+        b.close()
+
+
+def visible(folder: Path) -> list[str]:
+    """The names in ``folder`` a user sees (not explain-graph's hidden manifest and lock)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,13 @@ import json
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT, run_cli
+from conftest import EXAMPLES, ROOT, run_cli, visible
 
 
 def test_lecture_example_writes_four_files_and_summary(tmp_path) -> None:
     r = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["graph.json", "graph.pdf", "graph.png", "graph.svg"]
+    assert visible(tmp_path / "out") == ["graph.json", "graph.pdf", "graph.png", "graph.svg"]
     g = json.loads((tmp_path / "out" / "graph.json").read_text())
     labels = {n["label"] for n in g["nodes"]}
     assert {"model.weight", "model.bias", "x", "y", "pred", "loss"} <= labels
@@ -30,7 +29,7 @@ def test_default_out_dir_and_run_to_end(tmp_path) -> None:
     r = run_cli(str(EXAMPLES / "linear_regression.py"), "--run-to-end", "--format", "svg", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "explained" / "linear_regression"
-    assert sorted(p.name for p in out.iterdir()) == ["graph.json", "graph.svg", "loss_curve.png"]
+    assert visible(out) == ["graph.json", "graph.svg", "loss_curve.png"]
     assert "Epoch 200" in r.stdout  # the script ran to its end
     g = json.loads((out / "graph.json").read_text())
     assert len(g["graph"]["losses"]) == 200
@@ -73,8 +72,8 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
 
 def test_stale_outputs_are_removed_and_chdir_does_not_move_output(tmp_path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "index.html").write_text("old page")
+    r = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(out), "--format", "svg", "--html")
+    assert r.returncode == 0, r.stderr
     (out / "notes.txt").write_text("mine")
     script = tmp_path / "wanders.py"
     sub = tmp_path / "elsewhere"
@@ -88,8 +87,7 @@ def test_stale_outputs_are_removed_and_chdir_does_not_move_output(tmp_path) -> N
     )
     r = run_cli(str(script), "--out", "out", "--format", "svg", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["graph.json", "graph.svg", "notes.txt"]  # old page gone, the user's file kept
+    assert visible(out) == ["graph.json", "graph.svg", "notes.txt"]  # the earlier run's page gone, the user's file kept
     assert not (sub / "out").exists()
 
 
@@ -106,7 +104,7 @@ def test_python_api_draw_and_fold_module() -> None:
     code = (
         "import tempfile, torch, explainer, explainer.fold\n"
         "a = torch.tensor(2.0, requires_grad=True)\n"
-        "g = explainer.trace_call(lambda: a * a).to_graph()\n"
+        "g = explainer.build_graph(explainer.trace_call(lambda: a * a))\n"
         "for _ in range(2):\n"
         "    files = explainer.draw(g, tempfile.mkdtemp(), theme='dark')\n"
         "print(sorted(f.name for f in files), callable(explainer.fold.fold))\n"

@@ -275,7 +275,7 @@ def test_cli_folds_the_diagram_but_not_graph_json(tmp_path) -> None:
 
 
 def test_cli_default_threshold_is_the_library_default() -> None:
-    from explainer.cli import main
+    from explainer.cli import command
 
-    opt = next(p for p in main.params if p.name == "max_nodes")
+    opt = next(p for p in command.params if p.name == "max_nodes")
     assert opt.default == DEFAULT_MAX_NODES

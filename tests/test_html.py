@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 from PIL import Image, ImageStat
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from explainer.choreography import choreograph
 from explainer.graph import load_graph
 from explainer.render.html import detail_lines
 from explainer.text import value_inline
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/bootstrap.sh"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
 
 def _open(browser: Browser, path: Path) -> tuple[Page, list[str], list[str]]:
     page = browser.new_page(viewport={"width": 1400, "height": 860})
@@ -211,3 +195,55 @@ def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
     changes = sum(len(s[k]["add"]) + len(s[k]["del"]) for s in data["steps"] for k in state)
     whole = sum(len(f.seen) + len(f.grads) + len(f.edge_grads) + len(f.updates) for f in fr)
     assert changes < whole / 2
+
+
+def test_a_name_that_opens_a_comment_does_not_stop_the_page(browser: Browser, tmp_path: Path) -> None:
+    from conftest import lecture_graph
+    from explainer.render.graphviz import DiagramOptions
+    from explainer.render.html import render_html
+
+    g = lecture_graph()
+    for n, d in g.nodes(data=True):
+        if d["label"] == "x":
+            d["label"] = "x<!--<script>"
+    path = render_html(g, tmp_path, DiagramOptions())
+    page, _, errors = _open(browser, path)
+    steps = choreograph(g)
+    assert page.inner_text("#eg-count") == f"1 / {len(steps)}"  # the script ran
+    page.keyboard.press("ArrowRight")
+    assert page.inner_text("#eg-count") == f"2 / {len(steps)}"
+    assert errors == []
+    page.close()
+
+
+def _texts_outside_the_picture(page: Page) -> tuple[int, list[str]]:
+    """How many node texts there are, and those not inside the SVG's visible box."""
+    return page.evaluate(
+        """() => {
+            const svg = document.querySelector('svg');
+            const box = svg.getBoundingClientRect();
+            const texts = [...document.querySelectorAll('g.node text')];
+            const out = texts.filter(t => {
+                const r = t.getBoundingClientRect();
+                return r.left < box.left - 1 || r.top < box.top - 1 || r.right > box.right + 1 || r.bottom > box.bottom + 1;
+            }).map(t => t.textContent);
+            return [texts.length, out];
+        }"""
+    )
+
+
+@pytest.mark.parametrize("script, theme", [("linear_regression.py", "light"), ("cnn.py", "dark")])
+def test_graph_svg_is_whole_in_the_browser(browser: Browser, tmp_path: Path, script: str, theme: str) -> None:
+    from conftest import EXAMPLES, run_cli
+
+    path = EXAMPLES / script if (EXAMPLES / script).exists() else Path(__file__).parent / "scripts" / script
+    r = run_cli(str(path), "--out", str(tmp_path), "--format", "svg", "--theme", theme)
+    assert r.returncode == 0, r.stderr
+    page, _, errors = _open(browser, tmp_path / "graph.svg")
+    count, outside = _texts_outside_the_picture(page)
+    assert count > 10 and outside == [] and errors == []
+    # The picture is drawn at its natural size: about as wide as the layout, not several times it.
+    width = page.evaluate("() => document.querySelector('svg').getBoundingClientRect().width")
+    view_w = float(page.evaluate("() => document.querySelector('svg').viewBox.baseVal.width"))
+    assert abs(width - view_w * 96 / 72) < 2
+    page.close()

@@ -1,4 +1,4 @@
-"""Large models: repeated blocks traced by their outputs, the engine's order, the CLI paths.
+"""Large models: light blocks traced by their outputs, the CLI paths.
 
 The light trace of a large model must give the same graph structure, the same
 backward order and the same numbers wherever it keeps numbers as the full trace
@@ -15,65 +15,15 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import ROOT, run_cli
-from hypothesis import HealthCheck, given, settings
-from test_numbers import leaf_values, no_keep, programs, run_program
 
 from explainer.fold import fold_for_display
 from explainer.graph import build_graph
-from explainer.trace import LARGE_MODEL_MODULES, RecordOptions, Session, engine_order, trace_call
+from explainer.trace import LARGE_MODEL_MODULES, RecordOptions, Session, trace_call
 
 sys.path.insert(0, str(ROOT / "bench"))
 import models  # noqa: E402
 
 FULL = 10**9
-
-
-# ------------------------------------------------------------------ engine order
-
-
-def _true_order(loss: torch.Tensor) -> tuple[list[int], list[list[tuple[int, int]]], list[int]]:
-    """Run backward with a pre-hook on every node: the order autograd really used.
-
-    Returns that order (as BFS keys), each node's children and sequence numbers.
-    """
-    nodes, index, children = [loss.grad_fn], {loss.grad_fn: 0}, []
-    for fn in nodes:
-        kids = []
-        for child, nr in fn.next_functions:
-            if child is None:
-                kids.append((-1, nr))
-                continue
-            if child not in index:
-                index[child] = len(nodes)
-                nodes.append(child)
-            kids.append((index[child], nr))
-        children.append(kids)
-    ran: list[int] = []
-    handles = [fn.register_prehook(lambda grads, k=k: ran.append(k)) for k, fn in enumerate(nodes)]
-    loss.backward()
-    for h in handles:
-        h.remove()
-    return ran, children, [fn._sequence_nr() for fn in nodes]
-
-
-@pytest.mark.parametrize("make", [models.mlp, models.small_cnn, models.resnet18, lambda: models.transformer(2)],
-                         ids=["mlp", "cnn", "resnet18", "transformer2"])
-def test_engine_order_is_the_order_autograd_runs(make) -> None:
-    case = make()
-    loss = case.loss()
-    ran, children, seq = _true_order(loss)
-    assert len(ran) == len(children)
-    assert engine_order(children, seq) == ran
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(program=programs, values=leaf_values)
-def test_engine_order_on_random_programs(program, values) -> None:
-    # Several leaves, used several times: AccumulateGrad nodes tie in the ready queue.
-    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
-    loss = run_program(program, leaves, no_keep)
-    ran, children, seq = _true_order(loss)
-    assert engine_order(children, seq) == ran
 
 
 # ------------------------------------------------------------------ light vs full
@@ -260,11 +210,11 @@ def test_notebook_show_records_what_it_opens(capsys) -> None:
 
 
 def _held_bytes(session: Session) -> int:
-    from explainer.trace import _tensors_in
+    from explainer.trace.records import tensors_in
 
     seen: dict[int, int] = {}
-    for rec in session.records:
-        for t in [*rec.outs, *_tensors_in((rec.args, rec.kwargs))]:
+    for rec in session.records.ops:
+        for t in [*rec.outs, *tensors_in((rec.args, rec.kwargs))]:
             seen[id(t)] = t.numel() * t.element_size()
     return sum(seen.values())
 
@@ -462,7 +412,7 @@ def test_no_grad_forwards_before_training_keep_nothing() -> None:
         for _ in range(300):  # evaluation before training
             with torch.no_grad():
                 model(x)
-        held = len(session.records), len(session._block_spans)
+        held = len(session.records.ops), len(session.blocks.calls.spans)
         model(x).sum().backward()
     assert held[0] < 600 and held[1] == 0
     assert build_graph(session.finish({"model": model})).graph["light"] == [f"model.{i}" for i in range(30)]
@@ -480,7 +430,8 @@ def test_every_note_reads_in_both_languages() -> None:
         assert key in STRINGS["ko"]
         en, ko = note_text({"key": key, "params": params}), note_text({"key": key, "params": params}, "ko")
         assert "{" not in en and "{" not in ko and en != ko
-    assert str(Note("note_no_backward", {"root": ""})).endswith("from the loss.")
+    note = Note("note_no_backward", {"root": ""})  # as the trace makes it: worded by explainer.text
+    assert note_text({"key": note.key, "params": note.params}).endswith("from the loss.")
 
 
 class ResNet34(nn.Module):
@@ -539,9 +490,9 @@ def test_resnet34_blocks_light_and_full_agree() -> None:
 def test_off_cpu_the_blocks_still_get_their_steps(monkeypatch, transformer_traces) -> None:
     """Off the CPU the engine's order is not simulated: nodes inside blocks get no step,
     the folded picture is the same (a block's step is its output's, which is hooked)."""
-    import explainer.trace as trace_module
+    import explainer.trace.build as build_module
 
-    monkeypatch.setattr(trace_module, "_on_cpu", lambda fn: False)  # as if the model ran on a GPU
+    monkeypatch.setattr(build_module, "ran_on_cpu", lambda fn: False)  # as if the model ran on a GPU
     case = models.transformer(6)
     g = build_graph(trace_call(case.step), max_elements=FULL)
     assert "note_order_unknown" in [n["key"] for n in g.graph["note_data"]]

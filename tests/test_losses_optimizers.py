@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from explainer.graph import build_graph
 from explainer.trace import Tracer
 
 _spec = importlib.util.spec_from_file_location("_numbers_helpers", Path(__file__).with_name("test_numbers.py"))
@@ -143,7 +144,7 @@ def test_loss_graph_matches_autograd(name):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
 
     keep = H.Keep()
     out = H.oracle_mlp(ref, x, keep)
@@ -183,7 +184,7 @@ def test_cross_entropy_shows_log_softmax_and_nll_loss():
     with Tracer() as tr:
         loss = nn.CrossEntropyLoss()(pred, target)
         loss.backward()
-    g = tr.result.to_graph()
+    g = build_graph(tr.result)
     ops = {d["op"]: (n, d) for n, d in g.nodes(data=True) if d["kind"] in ("op", "loss")}
     assert set(ops) == {"log_softmax", "nll_loss"}
     lsm_id, lsm = ops["log_softmax"]
@@ -251,7 +252,7 @@ def test_optimizer_update_matches_real_optimizer(name, step):
             loss = criterion(model(x), y)
             loss.backward()
             optimizer.step()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
 
     losses = []
     for it in range(1, n_iters + 1):
@@ -316,7 +317,7 @@ def test_param_groups_each_get_their_lr():
         optimizer.zero_grad()
         F.mse_loss(model(x), y).backward()
         optimizer.step()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
     before = [p.detach().clone() for p in ref.parameters()]
     F.mse_loss(ref(x), y).backward()
     ref_opt.step()
@@ -338,7 +339,7 @@ def test_manual_update_is_recorded():
         loss.backward()
         with torch.no_grad():
             w -= 0.1 * w.grad
-    g = tr.result.to_graph()
+    g = build_graph(tr.result)
     d = H.leaf_node(g, "w")
     w0 = torch.tensor([0.5, -1.5])
     grad = 2 * x.t() @ (x @ w0 - y) / 2

@@ -55,11 +55,15 @@ tr.result
 """
 
 
+BAD_CALL = "explainer.show(42)"
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
     tmp = tmp_path_factory.mktemp("nb")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, SHOW, NUMBERS, STEPS, TRACE_REPR)]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, SHOW, NUMBERS, STEPS, TRACE_REPR, BAD_CALL)]
+    nb.cells[-1].metadata["tags"] = ["raises-exception"]
     # The kernel is this interpreter (the venv's): nbclient's "python3" is ipykernel's own
     # spec for sys.executable; runtime files stay in tmp.
     env = {"JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "IPYTHONDIR": str(tmp / "ipy"), "OMP_NUM_THREADS": "1",
@@ -121,3 +125,59 @@ def test_a_trace_displays_itself(executed: nbformat.NotebookNode) -> None:
     cell = executed.cells[4]
     svgs = _outputs(cell, "image/svg+xml")
     assert len(svgs) == 1 and ">loss2<" in html.unescape(svgs[0])
+    text = _outputs(cell, "text/plain")[0]
+    assert text.startswith("<explainer.Trace: ") and len(text) < 300  # not a dump of every node
+
+
+def test_an_error_is_one_readable_line(executed: nbformat.NotebookNode) -> None:
+    errors = [o for o in executed.cells[5].outputs if o.get("output_type") == "error"]
+    assert len(errors) == 1
+    lines = errors[0]["traceback"]
+    assert len(lines) == 1 and lines[0].startswith("ExplainerError: cannot draw a int"), lines
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
+    """docs/colab_quickstart.ipynb as Colab runs it, less its install cell (no network here)."""
+    nb = nbformat.read(ROOT / "docs" / "colab_quickstart.ipynb", as_version=4)
+    installs = [c for c in nb.cells if "install" in c.metadata.get("tags", [])]
+    assert len(installs) == 1 and "apt-get" in installs[0].source and "pip install" in installs[0].source
+    nb.cells = [c for c in nb.cells if c not in installs]
+    tmp = tmp_path_factory.mktemp("colab")
+    mp = pytest.MonkeyPatch()
+    for k, v in {"JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "IPYTHONDIR": str(tmp / "ipy"), "OMP_NUM_THREADS": "1",
+                 "PYTHONPATH": str(ROOT)}.items():
+        mp.setenv(k, v)
+    try:
+        NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
+    finally:
+        mp.undo()
+    return nb
+
+
+def test_colab_quickstart_runs_and_its_diagram_is_whole(quickstart: nbformat.NotebookNode, browser,  # noqa: ANN001
+                                                         tmp_path: Path) -> None:
+    code = [c for c in quickstart.cells if c.cell_type == "code"]
+    svgs = [s for c in code for s in _outputs(c, "image/svg+xml")]
+    assert len(svgs) == 1
+    svg = svgs[0]
+    assert "기울기" in html.unescape(svg) and ">model.weight<" in html.unescape(svg)  # Korean labels, real names
+    assert 'transform="scale(1 1)' in svg and "max-width: 100%" in svg
+    pages = [p for c in code for p in _outputs(c, "text/html")]
+    assert len(pages) == 1 and "srcdoc=" in pages[0]
+    printed = [o["text"] for c in code for o in c.outputs if o.get("name") == "stdout"]
+    diagram, autograd = (re.findall(r"-?\d+\.\d+", line) for line in printed[-1].splitlines())
+    assert float(diagram[0]) == pytest.approx(float(autograd[0]), rel=1e-6)
+    # What a student sees: the inline SVG in a browser, every node's text inside the picture.
+    path = tmp_path / "cell.html"
+    path.write_text(f"<!DOCTYPE html><html><body style='width:700px'>{svg}</body></html>", encoding="utf-8")
+    page = browser.new_page(viewport={"width": 760, "height": 900})
+    page.goto(path.as_uri())
+    box = page.evaluate("() => { const r = document.querySelector('svg').getBoundingClientRect(); "
+                        "return [r.left, r.top, r.right, r.bottom]; }")
+    texts = page.evaluate("() => [...document.querySelectorAll('g.node text')].map(t => { "
+                          "const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+    assert box[2] - box[0] <= 700.5  # fits the cell
+    assert len(texts) > 10 and all(t[0] >= box[0] - 1 and t[2] <= box[2] + 1 and t[1] >= box[1] - 1
+                                   and t[3] <= box[3] + 1 for t in texts)
+    page.close()

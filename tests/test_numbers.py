@@ -28,12 +28,12 @@ import torch.nn as nn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explainer.graph import dumps, loads
+from explainer.graph import build_graph, dumps, loads
 from explainer.run import RunOptions, run_script
 from explainer.trace import Tracer, trace_call
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "assets" / "examples"
+EXAMPLES = ROOT / "explainer" / "examples"
 FULL = 10**9  # max_elements that keeps every number in the graph
 
 # --------------------------------------------------------------------------- helpers
@@ -293,7 +293,7 @@ def test_mlp_every_node_matches_autograd():
         pred = model(x)
         loss = criterion(pred, y)
         loss.backward()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
 
     keep = Keep()
     out = oracle_mlp(ref, x, keep)
@@ -323,7 +323,7 @@ def test_graph_numbers_survive_json_round_trip():
     with Tracer() as tr:
         loss = model(x).pow(2).mean()
         loss.backward()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
     g2 = loads(dumps(g))
     for n, d in g.nodes(data=True):
         for key in ("value", "grad", "update"):
@@ -348,7 +348,7 @@ def test_summaries_describe_large_tensors():
             out = lin(x)
             loss = (out * out).mean()
             loss.backward()
-        g = tr.result.to_graph()  # default max_elements=16
+        g = build_graph(tr.result)  # default max_elements=16
         keep = Keep()
         ref.zero_grad()
         o = oracle_linear(ref, x, keep)
@@ -384,7 +384,7 @@ def test_tensor_used_twice_edge_grads():
         loss.backward()
         return loss
 
-    g = trace_call(f, w, x).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(f, w, x), max_elements=FULL)
 
     # oracle with retain_grad
     w0 = w.detach().clone().requires_grad_(True)
@@ -428,7 +428,7 @@ def _traced_scalar(fn: Callable, av: float, bv: float) -> tuple[nx.DiGraph, torc
         loss = fn(a, b)
         loss.backward()
 
-    g = trace_call(step, a, b).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(step, a, b), max_elements=FULL)
     return g, a, b
 
 
@@ -562,7 +562,7 @@ def test_backward_steps_are_reverse_topological(program, values):
         loss = run_program(program, list(leaves), no_keep)
         loss.backward()
 
-    g = trace_call(step, *leaves).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(step, *leaves), max_elements=FULL)
     check_backward_steps(g)
     check_edge_grads(g)
 
@@ -586,7 +586,7 @@ def test_backward_steps_are_the_engine_order():
     with Tracer() as tr:
         loss = nn.CrossEntropyLoss()(model(x), y)
         loss.backward()
-    g = tr.result.to_graph()
+    g = build_graph(tr.result)
     check_backward_steps(g)
 
     oloss = nn.CrossEntropyLoss()(ref(x), y)
@@ -658,7 +658,7 @@ def test_linear_regression_unchanged_by_tracing(capsys):
     assert result.losses == losses
     assert final[0] == f"학습된 w, b: {model.weight.item()} {model.bias.item()}"
 
-    g = result.trace.to_graph()
+    g = build_graph(result.trace)
     assert g.graph["losses"] == losses
     assert g.graph["optimizer"]["name"] == "SGD" and g.graph["optimizer"]["hyper"]["lr"] == 0.05
     for name in ("weight", "bias"):
@@ -713,7 +713,7 @@ def test_inplace_relu_keeps_each_nodes_own_value():
     with Tracer() as tr:
         loss = nn.functional.mse_loss(model(x), y)
         loss.backward()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
 
     keep = Keep()
     out = oracle_mlp(ref, x, keep)  # the same numbers, out of place
@@ -737,7 +737,7 @@ def test_inplace_op_on_an_intermediate():
         loss = h.tanh().sum()
         loss.backward()
 
-    g = trace_call(f, w).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(f, w), max_elements=FULL)
     keep = Keep()
     w0 = w.detach().clone().requires_grad_(True)
     h = keep(x @ w0)
@@ -757,7 +757,7 @@ def test_buffer_shows_the_value_the_op_read():
     with Tracer() as tr:
         loss = bn(x).pow(2).sum()
         loss.backward()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
     assert not torch.equal(bn.running_mean, torch.zeros(3))  # the forward did update them
 
     keep = Keep()
@@ -781,7 +781,7 @@ def test_dropout_mask_and_grads():
     with Tracer() as tr:
         loss = model(x).pow(2).mean()
         loss.backward()
-    g = tr.result.to_graph(max_elements=FULL)
+    g = build_graph(tr.result, max_elements=FULL)
 
     keep = Keep()
     torch.manual_seed(11)
@@ -805,7 +805,7 @@ def test_multi_output_op_edges():
         loss = (b * 3).sum() + (a * a).sum()
         loss.backward()
 
-    g = trace_call(f, w).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(f, w), max_elements=FULL)
     check_backward_steps(g)
     check_edge_grads(g)
     [split] = [n for n, d in g.nodes(data=True) if d["autograd"] == "SplitBackward0"]
@@ -826,7 +826,7 @@ def test_backward_with_explicit_gradient():
         y = w.exp() * w
         y.backward(v)
 
-    g = trace_call(f, w).to_graph(max_elements=FULL)
+    g = build_graph(trace_call(f, w), max_elements=FULL)
     root = g.nodes[g.graph["loss"]]
     assert root["grad"] == v.tolist()
     wd = w.detach()

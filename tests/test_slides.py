@@ -203,5 +203,5 @@ def test_missing_converter_is_a_one_line_error_and_writes_nothing(tmp_path: Path
     with pytest.raises(ExplainerError) as exc:
         write_outputs(lecture_graph(), out, DiagramOptions(), slides=True)
     assert exc.value.exit_code == 5
-    assert "rsvg-convert" in str(exc.value) and "bootstrap" in str(exc.value) and "\n" not in str(exc.value)
+    assert "rsvg-convert" in str(exc.value) and "apt-get install librsvg2-bin" in str(exc.value) and "\n" not in str(exc.value)
     assert not out.exists()

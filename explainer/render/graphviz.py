@@ -9,17 +9,18 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from ..defaults import FORMATS
 from ..layout import Layout, run_dot
 from ..text import fmt_number, fmt_shape, optimizer_text, t, value_full, value_inline, value_lines
 from ..themes import FONT, Theme, get_theme
 
-FORMATS = ("svg", "png", "pdf")
 #: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
 #: other ops' numbers are internal settings (reduction enums, ignore_index).
 SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "leaky_relu", "remainder"})
@@ -223,7 +224,8 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
 def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = None) -> str:
     """The DOT source of the diagram. Deterministic: same graph, same bytes.
 
-    ``dpi`` scales raster output only (dot keeps vector output in points).
+    ``dpi`` is for raster output; dot scales SVG by it too (`unscale_svg` undoes that)
+    and draws the PDF page larger.
     """
     opts = opts or DiagramOptions()
     theme = get_theme(opts.theme)
@@ -340,6 +342,31 @@ def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> s
     return best
 
 
+_SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[^"]*"')
+_SVG_SCALE = re.compile(r'transform="scale\(([\d.]+) ([\d.]+)\)')
+
+
+def unscale_svg(text: str) -> str:
+    """The SVG at its natural size, whatever ``dpi`` the DOT set.
+
+    ``dpi`` is for the PNG, but Graphviz applies it to SVG too, and versions up to at
+    least 2.43 (Debian 12, Ubuntu 22.04, Colab) scale the drawing without scaling its
+    ``viewBox``: a browser then shows only the top-left part. Dividing the size by the
+    scale and dropping the scale gives the picture dot would write without ``dpi``, on
+    every version.
+    """
+    size, scale = _SVG_SIZE.search(text), _SVG_SCALE.search(text)
+    if size is None or scale is None:
+        return text
+    sx, sy = float(scale.group(1)), float(scale.group(2))
+    if sx == 1 and sy == 1:
+        return text
+    w, h = float(size.group(1)) / sx, float(size.group(2)) / sy
+    text = text[: size.start()] + f'<svg width="{w:.2f}pt" height="{h:.2f}pt"\n viewBox="0.00 0.00 {w:.2f} {h:.2f}"' \
+        + text[size.end() :]
+    return _SVG_SCALE.sub('transform="scale(1 1)', text, count=1)
+
+
 def render_static(
     g: nx.DiGraph,
     out_dir: Path,
@@ -356,4 +383,7 @@ def render_static(
     source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
     layout = run_dot(source, paths, positions=positions)
+    if "svg" in paths:
+        svg = paths["svg"].read_text(encoding="utf-8")
+        paths["svg"].write_text(unscale_svg(svg), encoding="utf-8")
     return layout, paths

@@ -406,7 +406,9 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
     root.attrib.pop("height", None)
     svg = svg_text(root)
     data = page_data(g, opts)
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False).replace("</", "<\\/")
+    # Inside <script>, "</script" ends the element and "<!--" can swallow it; "<" only ever
+    # occurs inside JSON strings, where \u003c means the same character.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False).replace("<", "\\u003c")
     title = opts.title or g.graph.get("source") or t("title", lang)
     title = Path(title).name
     loss_id = g.graph.get("loss")

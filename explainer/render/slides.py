@@ -21,7 +21,6 @@ gives the same bytes.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ import networkx as nx
 from ..choreography import Step, choreograph
 from ..errors import ToolError
 from ..text import notes_of, optimizer_text, t
+from ..tools import check_file, find_tool, run_tool, undate_pdf
 from ..themes import FONT, Theme, get_theme
 from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg
 from .graphviz import DiagramOptions, _style, step_mark
@@ -302,22 +302,6 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
 # --------------------------------------------------------------------------- rendering
 
 
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolError(f"`{name}` was not found: run scripts/bootstrap.sh (or `apt-get install {package}`) and try again")
-    return path
-
-
-def _run(cmd: list[str], what: str) -> None:
-    env = dict(os.environ)
-    env.setdefault("SOURCE_DATE_EPOCH", "0")
-    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
-    if proc.returncode != 0:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ToolError(f"{what} failed: {msg[-1] if msg else 'no message'}")
-
-
 def build_pages(g: nx.DiGraph, opts: DiagramOptions | None = None) -> list[ET.Element]:
     """Every page of the deck as an SVG element tree (the deck without files)."""
     opts = opts or DiagramOptions()
@@ -349,8 +333,8 @@ def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = No
     ``g`` is the graph as drawn (fold a large one first, `explainer.fold.fold_for_display`).
     Raises `ToolError` when rsvg-convert or pdftoppm is missing or fails.
     """
-    rsvg = _tool("rsvg-convert", "librsvg2-bin")
-    pdftoppm = _tool("pdftoppm", "poppler-utils")
+    rsvg = find_tool("rsvg-convert")
+    pdftoppm = find_tool("pdftoppm")
     pages = build_pages(g, opts)
     out_dir = Path(out_dir)
     png_dir = out_dir / "slides"
@@ -363,11 +347,17 @@ def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = No
             path = Path(tmp) / f"page-{i:0{digits}d}.svg"
             path.write_text(ET.tostring(page, encoding="unicode"), encoding="utf-8")
             files.append(str(path))
-        _run([rsvg, "-f", "pdf", "-o", str(pdf), *files], "rsvg-convert (slides.pdf)")
-        _run([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(pdf), str(Path(tmp) / "p")],
-             "pdftoppm (slide PNGs)")
+        run_tool([rsvg, "-f", "pdf", "-o", str(pdf), *files], "rsvg-convert (slides.pdf)", writes=out_dir)
+        check_file(pdf, "pdf", "rsvg-convert (slides.pdf)")
+        run_tool([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(pdf),
+                  str(Path(tmp) / "p")], "pdftoppm (slide PNGs)", writes=Path(tmp))
+        made = sorted(Path(tmp).glob("p-*.png"))
+        if len(made) != len(pages):
+            raise ToolError(f"pdftoppm (slide PNGs) reported success but wrote {len(made)} of {len(pages)} pages: "
+                            "check poppler-utils and the free disk space, then try again")
         pngs = []
-        for f in sorted(Path(tmp).glob("p-*.png")):
+        for f in made:
+            check_file(f, "png", "pdftoppm (slide PNGs)")
             n = int(re.search(r"-(\d+)\.png$", f.name).group(1))  # type: ignore[union-attr]
             dest = png_dir / f"page-{n:0{digits}d}.png"
             shutil.move(str(f), dest)
@@ -383,9 +373,7 @@ def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
     """
     if not pages:
         return []
-    rsvg = _tool("rsvg-convert", "librsvg2-bin")
-    pdftoppm = _tool("pdftoppm", "poppler-utils")
-    pdfunite = _tool("pdfunite", "poppler-utils")
+    rsvg, pdftoppm, pdfunite = find_tool("rsvg-convert"), find_tool("pdftoppm"), find_tool("pdfunite")
     out_dir = Path(out_dir)
     pdf, png_dir = out_dir / "slides.pdf", out_dir / "slides"
     old = sorted(png_dir.glob("page-*.png"))
@@ -401,14 +389,18 @@ def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
             path.write_text(ET.tostring(page, encoding="unicode"), encoding="utf-8")
             files.append(str(path))
         extra = Path(tmp) / "extra.pdf"
-        _run([rsvg, "-f", "pdf", "-o", str(extra), *files], "rsvg-convert (slides.pdf)")
+        run_tool([rsvg, "-f", "pdf", "-o", str(extra), *files], "rsvg-convert (slides.pdf)", writes=Path(tmp))
+        check_file(extra, "pdf", "rsvg-convert (slides.pdf)")
         merged = Path(tmp) / "merged.pdf"
-        _run([pdfunite, str(pdf), str(extra), str(merged)], "pdfunite (slides.pdf)")
-        _run([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(extra), str(Path(tmp) / "p")],
-             "pdftoppm (slide PNGs)")
+        run_tool([pdfunite, str(pdf), str(extra), str(merged)], "pdfunite (slides.pdf)", writes=Path(tmp))
+        check_file(merged, "pdf", "pdfunite (slides.pdf)")
+        undate_pdf(merged)
+        run_tool([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(extra),
+                  str(Path(tmp) / "p")], "pdftoppm (slide PNGs)", writes=Path(tmp))
         shutil.move(str(merged), pdf)
         pngs = []
         for f in sorted(Path(tmp).glob("p-*.png")):
+            check_file(f, "png", "pdftoppm (slide PNGs)")
             n = len(old) + int(re.search(r"-(\d+)\.png$", f.name).group(1))  # type: ignore[union-attr]
             dest = png_dir / f"page-{n:0{digits}d}.png"
             shutil.move(str(f), dest)

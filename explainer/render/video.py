@@ -22,10 +22,11 @@ from typing import Any
 import networkx as nx
 
 from ..choreography import Step, choreograph
-from ..errors import ExplainerError
+from ..errors import ExplainerError, ToolError
 from ..layout import Layout, run_dot
 from ..text import stage_name, value_inline
 from ..themes import FONT, Theme, get_theme
+from ..tools import check_file
 from .graphviz import DiagramOptions, frame_rankdir, step_mark, to_dot
 
 #: Quality presets: (Manim quality name, width, height, fps).
@@ -60,12 +61,18 @@ def plan_video(g: nx.DiGraph, theme: str = "light", lang: str = "en", digits: in
     return VideoPlan(g, layout, choreograph(g, lang=lang, digits=digits), get_theme(theme), lang, digits)
 
 
+def check_manim() -> None:
+    """Fail now, with the install line, if Manim cannot be loaded (before a script is traced)."""
+    _import_manim()
+
+
 def _import_manim() -> Any:
     try:
         import manim
     except (ImportError, OSError) as exc:  # cairo/pango shared libraries missing
-        raise ExplainerError(
-            f"Manim could not be loaded ({exc}): run scripts/bootstrap.sh to install cairo, pango and Manim, then try again"
+        raise ToolError(
+            f"Manim could not be loaded ({exc}): install the libraries it needs with sudo apt-get install "
+            "libcairo2-dev libpango1.0-dev, then try again"
         ) from None
     return manim
 
@@ -451,9 +458,10 @@ def render_video(
             movie = Path(scene.renderer.file_writer.movie_file_path)
         out_dir.mkdir(parents=True, exist_ok=True)
         mp4 = out_dir / "backward.mp4"
+        check_file(movie, "mp4", "Manim (backward.mp4)")
         shutil.copyfile(movie, mp4)
     srt = write_srt(plan.cues, out_dir / "backward.srt")
     return mp4, srt
 
 
-__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "plan_video", "render_video", "write_srt"]
+__all__ = ["QUALITIES", "VideoPlan", "build_scene_class", "check_manim", "plan_video", "render_video", "write_srt"]

@@ -1,7 +1,7 @@
 """The script's own loss as a function of its parameters: record the first step, replay it.
 
-`ProgramRecorder` is a `TorchDispatchMode` that runs from the script's start to its
-first ``backward()``. It keeps every aten op that reads a trainable parameter or
+`ProgramRecorder` is a `TorchDispatchMode` (the trace's `DispatchMode`) that runs
+from the script's start to its first ``backward()``. It keeps every aten op that reads a trainable parameter or
 a result of such an op (the ops that make the loss out of the parameters), and a
 copy of every other tensor those ops read at the moment they read it (the data).
 At the first ``backward()`` the ops the loss depends on are cut out of the record
@@ -24,15 +24,33 @@ part of the program: the parameter values are its input.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from ..trace.internals import DispatchMode, op_schema
 
 SOURCE, VAR, CONST = "source", "var", "const"
+
+
+def leaves(obj: Any) -> list[Any]:
+    """The values inside an op's arguments or outputs: lists, tuples and dicts opened, in order."""
+    if type(obj) in (list, tuple):
+        return [x for item in obj for x in leaves(item)]
+    if type(obj) is dict:
+        return [x for item in obj.values() for x in leaves(item)]
+    return [obj]
+
+
+def rebuild(obj: Any, values: Iterator[Any]) -> Any:
+    """``obj``'s shape with its leaves taken from ``values`` in `leaves` order."""
+    if type(obj) in (list, tuple):
+        return type(obj)(rebuild(item, values) for item in obj)
+    if type(obj) is dict:
+        return {k: rebuild(v, values) for k, v in obj.items()}
+    return next(values)
 
 
 @dataclass(frozen=True)
@@ -45,16 +63,17 @@ class Ref:
 
 
 def written_positions(func: Any, args: tuple, kwargs: dict) -> set[int]:
-    """Flat positions (in ``tree_flatten((args, kwargs))``) of the arguments the op writes into."""
-    schema = getattr(func, "_schema", None)
+    """Positions (in ``leaves((args, kwargs))``) of the arguments the op writes into."""
+    schema = op_schema(func)
     if schema is None:
         return set()
     offsets, at = {}, 0
     for i, a in enumerate(args):
-        offsets[schema.arguments[i].name if i < len(schema.arguments) else str(i)] = (at, len(tree_flatten(a)[0]))
-        at += len(tree_flatten(a)[0])
+        n = len(leaves(a))
+        offsets[schema.arguments[i].name if i < len(schema.arguments) else str(i)] = (at, n)
+        at += n
     for name, v in kwargs.items():
-        n = len(tree_flatten(v)[0])
+        n = len(leaves(v))
         offsets[name] = (at, n)
         at += n
     out: set[int] = set()
@@ -73,12 +92,12 @@ def _is_source(t: torch.Tensor) -> bool:
 class Op:
     func: Any
     template: list[Any]  # flat args: a `Ref` for each tensor, plain values as they are
-    spec: Any  # pytree spec of (args, kwargs)
+    skeleton: Any  # (args, kwargs) with every leaf None: `rebuild` puts the values back
     outputs: list[int | None]  # keys of the tensor outputs, flat
     written: set[int]  # flat positions written in place
 
 
-class ProgramRecorder(TorchDispatchMode):
+class ProgramRecorder(DispatchMode):
     """Records the ops that depend on parameters, from the script's start to its first backward."""
 
     def __init__(self) -> None:
@@ -98,7 +117,7 @@ class ProgramRecorder(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        flat, spec = tree_flatten((args, kwargs))
+        flat = leaves((args, kwargs))
         tensors = [(i, a) for i, a in enumerate(flat) if isinstance(a, torch.Tensor)]
         if not tensors:
             return out
@@ -120,9 +139,9 @@ class ProgramRecorder(TorchDispatchMode):
                 template.append(Ref(SOURCE, key))
             else:
                 template.append(Ref(CONST, value=a.detach().clone()))
-        outs, _ = tree_flatten(out)
-        keys = [self._key(o) if isinstance(o, torch.Tensor) else None for o in outs]
-        self.ops.append(Op(func, template, spec, keys, written))
+        keys = [self._key(o) if isinstance(o, torch.Tensor) else None for o in leaves(out)]
+        skeleton = rebuild((args, kwargs), iter([None] * len(flat)))
+        self.ops.append(Op(func, template, skeleton, keys, written))
         return out
 
     def program(self, root: torch.Tensor, params: Sequence[torch.Tensor]) -> LossProgram | None:
@@ -200,10 +219,9 @@ class LossProgram:
                         flat.append(c.clone() if i in op.written else c)
                     else:
                         flat.append(item)
-                args, kwargs = tree_unflatten(flat, op.spec)
+                args, kwargs = rebuild(op.skeleton, iter(flat))
                 out = op.func(*args, **kwargs)
-                outs, _ = tree_flatten(out)
-                for out_key, o in zip(op.outputs, outs):
+                for out_key, o in zip(op.outputs, leaves(out)):
                     if out_key is not None:
                         env[out_key] = o
         return float(env[self.root].reshape(-1)[0])

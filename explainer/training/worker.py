@@ -20,8 +20,6 @@ import time
 import traceback
 import types
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,25 +51,6 @@ class Tail(io.TextIOBase):
         return "\n".join([*self.lines, self.partial]).strip()
 
 
-@contextmanager
-def as_main(script: Path, argv: list[str]) -> Iterator[types.ModuleType]:
-    """A fresh ``__main__`` module, ``sys.argv`` and ``sys.path`` as ``python script.py`` would set them."""
-    module = types.ModuleType("__main__")
-    module.__file__ = str(script)
-    module.__dict__["__builtins__"] = __builtins__
-    saved = sys.modules.get("__main__"), sys.argv[:], sys.path[:], os.getcwd()
-    sys.modules["__main__"] = module
-    sys.argv = [str(script), *argv]
-    sys.path.insert(0, str(script.resolve().parent))
-    try:
-        yield module
-    finally:
-        main, sys.argv, sys.path[:], cwd = saved[0], saved[1], saved[2], saved[3]
-        os.chdir(cwd)
-        if main is not None:
-            sys.modules["__main__"] = main
-
-
 class Worker:
     def __init__(self, spec: RunSpec, conn: Any) -> None:
         self.spec = spec
@@ -93,19 +72,24 @@ class Worker:
 
     def run(self) -> None:
         from ..run import load_source, seed_everything, user_traceback
+        from ..scriptenv import ScriptOsExit, script_environment
+        from ..trace import is_user_file
         from .hooks import StepRecorder
         from .replay import ProgramRecorder
 
         spec = self.spec
         script = Path(spec.script)
-        code = load_source(script)
+        source = load_source(script)
+        module = types.ModuleType("__main__")
+        module.__file__ = str(script)
+        module.__dict__["__builtins__"] = __builtins__
         recorder = StepRecorder(spec, self.progress)
         program = ProgramRecorder() if spec.record_program else None
         if program is not None:
             recorder.first_backward = lambda root: self._cut(program, root)
         tail = Tail()
         error = None
-        with as_main(script, spec.argv) as module:
+        with script_environment(script, list(spec.argv), module, is_user_file):
             saved_out, saved_err = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = tail  # type: ignore[assignment]
             try:
@@ -116,12 +100,13 @@ class Worker:
                         program.__enter__()
                         self.recording = True
                     try:
-                        exec(code, module.__dict__)  # noqa: S102  (the user's script, as python would run it)
+                        for code in source.codes:  # one per notebook cell
+                            exec(code, module.__dict__)  # noqa: S102  (the user's script, as python would run it)
                     finally:
                         if program is not None and self.recording:  # the script never called backward()
                             self.recording = False
                             program.__exit__(None, None, None)
-            except SystemExit as exc:
+            except (SystemExit, ScriptOsExit) as exc:
                 if exc.code not in (None, 0):
                     error = UserScriptError(f"{script.name} exited with status {exc.code}: check the arguments after --",
                                             tail.text())

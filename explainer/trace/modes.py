@@ -1,0 +1,180 @@
+"""The trace's two modes, and the one place that moves them on and off the mode stacks.
+
+* `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward`` and
+  ``torch.autograd.backward`` and notes the function-level call each op runs in
+  (``linear``, ``cross_entropy``);
+* `Recorder`, a ``TorchDispatchMode``, sees every aten op (so ops inside composites,
+  e.g. ``log_softmax`` inside ``cross_entropy``) and hands it to the session to record.
+
+Both own nothing but a reference to the `Switches` they obey and the `Listener`
+they report to (the session), like PyTorch's own small modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from .internals import (
+    DispatchMode,
+    dispatch_mode_off,
+    op_schema,
+    pop_dispatch_mode,
+    pop_function_mode,
+    push_dispatch_mode,
+    push_function_mode,
+)
+from .naming import named_call
+
+__all__ = ["Interceptor", "Listener", "Modes", "Recorder", "Switches"]
+
+
+@dataclass
+class Switches:
+    """What the modes ask on every op: record it at all, and which call it runs in."""
+
+    #: Ops are recorded from the start: a graph kept with ``retain_graph=True`` can be
+    #: back-propagated again at a later step, and its values must be known then.
+    recording: bool = True
+    busy: bool = False  # the trace's own work (copies, graph walks): passed through unrecorded
+    call: str | None = None  # the torch function running now ("linear")
+
+    @contextmanager
+    def busy_now(self) -> Iterator[None]:
+        """Mark the block as the trace's own work (its ops are not the script's)."""
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+
+
+class Listener(Protocol):
+    """What the modes report to (`explainer.trace.session.Session`)."""
+
+    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None: ...
+
+    def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None: ...
+
+    def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any: ...
+
+
+class Recorder(DispatchMode):
+    """Records every aten op while the switches say so."""
+
+    def __init__(self, switches: Switches, listener: Listener) -> None:
+        super().__init__()
+        self.switches = switches
+        self.listener = listener
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        sw = self.switches
+        if not sw.recording or sw.busy:
+            return func(*args, **kwargs)
+        mutated = _mutated_inputs(func, args, kwargs)
+        if mutated:
+            self.listener.note_mutation(mutated, func)
+        out = func(*args, **kwargs)
+        self.listener.record(func, args, kwargs, out)
+        return out
+
+
+#: Batch-norm ops that update running_mean / running_var (arguments 3 and 4) in
+#: training mode although their schema does not mark them as written.
+_UNMARKED_BN = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
+
+
+def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    schema = op_schema(func)
+    if schema is None:
+        return []
+    out: list[torch.Tensor] = []
+    packet = getattr(func, "overloadpacket", None)
+    if packet is not None and packet.__name__ in _UNMARKED_BN and len(args) > 5 and args[5]:
+        out.extend(a for a in args[3:5] if isinstance(a, torch.Tensor))
+    for i, arg in enumerate(schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            val = args[i] if i < len(args) else kwargs.get(arg.name)
+            if isinstance(val, torch.Tensor):
+                out.append(val)
+    return out
+
+
+_TENSOR_BACKWARD = torch.Tensor.backward
+_AUTOGRAD_BACKWARD = torch.autograd.backward
+
+
+class Interceptor(TorchFunctionMode):
+    """Hands backward calls to the listener; notes the call each op runs in."""
+
+    def __init__(self, switches: Switches, listener: Listener) -> None:
+        super().__init__()
+        self.switches = switches
+        self.listener = listener
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is _TENSOR_BACKWARD:
+            return self.listener.on_backward(func, args, kwargs, kind="method")
+        if func is _AUTOGRAD_BACKWARD:
+            return self.listener.on_backward(func, args, kwargs, kind="function")
+        sw = self.switches
+        if not sw.recording or sw.busy:
+            return func(*args, **kwargs)
+        try:
+            name = named_call(func)
+        except TypeError:  # an unhashable callable
+            name = None
+        if name is None:
+            return func(*args, **kwargs)
+        prev = sw.call
+        sw.call = name
+        try:
+            return func(*args, **kwargs)
+        finally:
+            sw.call = prev
+
+
+class Modes:
+    """The interceptor and the recorder, and every change to their place on the stacks."""
+
+    def __init__(self, switches: Switches, listener: Listener) -> None:
+        self.recorder = Recorder(switches, listener)
+        self.interceptor = Interceptor(switches, listener)
+        self._interceptor_aside = False
+
+    @contextmanager
+    def on(self) -> Iterator[None]:
+        """Both modes on the stacks for the block (the recorder innermost)."""
+        with self.interceptor, self.recorder:
+            yield
+
+    def recorder_off(self) -> Any:
+        """A context without the recorder (if on top): for a backward pass, where it records
+        nothing, yet its Python call on every aten op would double the pass's time."""
+        return dispatch_mode_off(self.recorder)
+
+    def step_aside(self) -> bool:
+        """Take both modes off for a light block; False, changing nothing, unless the
+        recorder is on top (a user's mode above it keeps them on). The interceptor only
+        names calls, and there are none to name inside a light block."""
+        if not pop_dispatch_mode(self.recorder):
+            return False
+        self._interceptor_aside = pop_function_mode(self.interceptor)
+        return True
+
+    def step_back(self) -> None:
+        """Put back what `step_aside` took off."""
+        push_dispatch_mode(self.recorder)
+        if self._interceptor_aside:
+            push_function_mode(self.interceptor)

@@ -1,0 +1,377 @@
+"""The session: one trace, from installing the modes and hooks to the finished `Trace`.
+
+Its state is split by concern, each part in its own module:
+
+* `switches` (`explainer.trace.modes.Switches`): record now? which call is running?
+* `modes` (`explainer.trace.modes.Modes`): the interceptor and the recorder;
+* `tracker` (`explainer.trace.tracker.ModuleTracker`): the modules running now;
+* `blocks` (`explainer.trace.blocks.LightBlocks`): the light blocks of large models;
+* `records` (`explainer.trace.records.Records`): the recorded ops;
+* and here, which backward call is captured: ``state`` goes forward -> captured
+  (the backward ran, the optimizer step may follow) -> done (``result`` is built).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.utils.hooks import RemovableHandle
+
+from ..errors import NoLossError, NonScalarLossError, StepNotReachedError
+from .blocks import LightBlocks
+from .build import build_trace
+from .capture import Capture
+from .internals import next_sequence_nr
+from .model import DEFAULT_KEEP_ELEMENTS, Note, RecordOptions, Trace
+from .modes import Modes, Switches
+from .naming import Names, names_in_frames
+from .records import Records
+from .replay import choose_loss, replay
+from .tracker import ModuleTracker
+
+__all__ = ["Pending", "Session", "StopScript"]
+
+
+class StopScript(BaseException):
+    """Raised inside the user's script to stop it once the trace is complete.
+
+    A BaseException, so a user's ``except Exception`` does not swallow it.
+    """
+
+
+@dataclass
+class Pending:
+    """A captured backward, built into the `Trace` once the optimizer step after it is seen."""
+
+    capture: Capture
+    names: Names
+    notes: list[Note]
+
+    def build(self, step: int) -> Trace:
+        return build_trace(self.capture, self.names, self.notes, step)
+
+
+class Session:
+    """The state of one trace: which backward call to capture, what was recorded.
+
+    Parameters
+    ----------
+    step
+        Capture the ``step``-th ``backward()`` call (1-based).
+    stop_when_done
+        Raise `StopScript` once the capture (and the optimizer step after it) is
+        complete: the CLI uses this to stop the user's script early.
+    keep_elements
+        Tensors up to this many entries keep all numbers; larger ones a summary.
+    record
+        Which blocks of a large model run light (`RecordOptions`).
+    """
+
+    def __init__(
+        self,
+        step: int = 1,
+        stop_when_done: bool = False,
+        keep_elements: int = DEFAULT_KEEP_ELEMENTS,
+        record: RecordOptions | None = None,
+    ) -> None:
+        if step < 1:
+            raise ValueError("step must be >= 1")
+        self.step = step
+        self.stop_when_done = stop_when_done
+        self.keep = keep_elements
+        self.switches = Switches()
+        self.modes = Modes(self.switches, self)
+        self.tracker = ModuleTracker(self._module_enter, self._module_leave)
+        self.blocks = LightBlocks(record or RecordOptions(), keep_elements)
+        self.records = Records(keep_elements)
+        self.backward_calls = 0
+        self.losses: list[float] = []
+        self.state = "forward"  # forward -> captured -> done
+        self.result: Trace | None = None
+        self._pending: Pending | None = None
+        self._in_backward = False
+        self._in_optimizer = False
+        self._optimizer_hooks: list[RemovableHandle] = []
+
+    # -- installation ---------------------------------------------------------
+
+    @contextmanager
+    def active(self) -> Iterator[Session]:
+        """Install the modes and hooks; everything is removed on exit."""
+        self.tracker.hooks_on()
+        self._optimizer_hooks = [
+            register_optimizer_step_pre_hook(self._opt_pre),
+            register_optimizer_step_post_hook(self._opt_post),
+        ]
+        try:
+            with self.modes.on():
+                try:
+                    yield self
+                finally:
+                    # A KeyboardInterrupt inside a block skips its post-hook: modes back first.
+                    self._end_light_block()
+        finally:
+            for h in self._optimizer_hooks:
+                h.remove()
+            self._optimizer_hooks = []
+            self.blocks.close()
+            self.tracker.hooks_off()
+            self.tracker.clear()
+
+    # -- forward recording ------------------------------------------------------
+
+    def _module_enter(self, module: torch.nn.Module, args: Any) -> None:
+        stack = self.tracker.stack
+        if not stack:
+            self.blocks.find(module, self._light_block_end)
+        elif (
+            self.blocks.running_at is None
+            and self.blocks.is_block(module, stack[0])
+            # Not without grad: a reentrant checkpoint runs its block so, then wraps the output.
+            and torch.is_grad_enabled()
+            and self.modes.step_aside()
+        ):
+            self.blocks.running_at = len(stack)
+            if self.switches.recording:
+                produced = self.blocks.note_inputs(args, self.records.produced)
+                if produced:
+                    self.note_mutation(produced)
+            self.tracker.hooks_off()
+
+    def _module_leave(self, module: torch.nn.Module, output: Any, start: int) -> None:
+        if self.blocks.running_at is not None and len(self.tracker.stack) - 1 == self.blocks.running_at:
+            # The light block ends (its own hook: its submodules ran without any).
+            if self.switches.recording:
+                self.blocks.end_call(tuple(self.tracker.stack), start, next_sequence_nr(), module)
+                with self.switches.busy_now():
+                    self.blocks.keep_output(output)
+            self._end_light_block()
+
+    def _light_block_end(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        """A light block's own forward hook: the global ones are off while it runs."""
+        stack = self.tracker.stack
+        if self.blocks.running_at is not None and stack and stack[-1] is module:
+            self.tracker.hooks_on()
+            self.tracker.post(module, args, output)
+
+    def _end_light_block(self) -> None:
+        """Put back what a light block took off (also after it was interrupted)."""
+        if self.blocks.running_at is None:
+            return
+        self.tracker.hooks_on()
+        self.modes.step_back()
+        self.blocks.running_at = None
+
+    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """The recorder saw an op of the script's."""
+        self.records.add(func, args, kwargs, out, tuple(self.tracker.stack), self.switches.call)
+
+    def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
+        """Keep what an in-place op is about to overwrite (`Records.note_mutation`)."""
+        with self.switches.busy_now():
+            self.records.note_mutation(tensors, func)
+
+    def _forget_records(self) -> None:
+        self.records.reset()
+        self.blocks.new_calls()
+
+    # -- backward interception --------------------------------------------------
+
+    def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
+        """The interceptor saw a backward call (``kind``: "method" or "function")."""
+        if self._in_backward:
+            # A backward inside a backward (a reentrant checkpoint recomputing its block):
+            # part of the one being run, not a call of the script's.
+            return func(*args, **kwargs)
+        self._in_backward = True
+        if self.blocks.running_at is not None:
+            # A forward never runs a backward inside a block: it was interrupted (a
+            # KeyboardInterrupt the script caught skips module hooks). Start afresh.
+            self._end_light_block()
+            self.tracker.clear()
+        try:
+            return self._on_backward(func, args, kwargs, kind)
+        finally:
+            self._in_backward = False
+
+    def _on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
+        root, gradient = _backward_root(args, kwargs, kind)
+        if root is not None and root.numel() == 1:
+            with self.switches.busy_now():
+                self.losses.append(float(root.detach().reshape(-1)[0]))
+        self.backward_calls += 1
+        if self.state == "captured":
+            # The script went on to another backward without an optimizer step.
+            self._finish_capture()
+            if self.stop_when_done:
+                raise StopScript
+        if self.backward_calls != self.step or self.state != "forward":
+            return self._run_uncaptured(func, args, kwargs)
+        self.switches.recording = False
+        if root is None:
+            raise NonScalarLossError(
+                "backward() was called on several tensors at once; explain-graph traces one loss: "
+                "call backward on a single tensor (e.g. sum the losses first)"
+            )
+        tensor_names, module_names = names_in_frames(sys._getframe(1))
+        with self.switches.busy_now():
+            pending = self.prepare(root, gradient, Names(tensor_names, module_names))
+        result = self.run_captured(pending, lambda: func(*args, **kwargs))
+        self._pending = pending
+        self.state = "captured"
+        self._forget_records()
+        return result
+
+    def _run_uncaptured(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A backward call that is not the captured one."""
+        self.switches.recording = False
+        try:
+            with self.modes.recorder_off():
+                return func(*args, **kwargs)
+        finally:
+            if self.state == "forward":
+                # A retained graph may be back-propagated again: keep its values.
+                if not _retains_graph(args, kwargs):
+                    self._forget_records()
+                self.switches.recording = True
+
+    def prepare(
+        self, root: torch.Tensor, gradient: torch.Tensor | None, names: Names, notes: list[Note] | None = None
+    ) -> Pending:
+        """Check the loss and set up the capture of the backward from ``root``."""
+        name = names.tensors.get(id(root), "the loss")
+        if root.grad_fn is None:
+            raise NoLossError(
+                f"{name} has no autograd graph (it is a leaf or does not require grad): "
+                "compute the loss from tensors that require grad, e.g. a model's output"
+            )
+        if gradient is None and root.numel() != 1:
+            raise NonScalarLossError(
+                f"{name} has shape {list(root.shape)}, not a scalar, and backward() got no gradient: "
+                f"reduce it first (e.g. {name}.mean()) or pass a gradient of the same shape"
+            )
+        capture = Capture(root, self.records, self.blocks.calls, self.switches, self.keep)
+        return Pending(capture, names, notes or [])
+
+    def run_captured(self, pending: Pending, backward: Any) -> Any:
+        """Run ``backward()`` with the capture's hooks on, then note what it left."""
+        pending.capture.install_hooks()
+        try:
+            with self.modes.recorder_off():
+                result = backward()
+        finally:
+            pending.capture.remove_hooks()
+        with self.switches.busy_now():
+            pending.capture.after_backward()
+        return result
+
+    # -- optimizer ----------------------------------------------------------------
+
+    def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.state == "forward" and self.switches.recording:
+            # An update before the captured step is no part of any forward pass.
+            self.switches.recording = False
+            self._in_optimizer = True
+        if self.state == "captured" and self._pending is not None:
+            with self.switches.busy_now():
+                self._pending.capture.step.before_step(optimizer)
+
+    def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._in_optimizer:
+            self._in_optimizer = False
+            if self.state == "forward":
+                self.switches.recording = True
+        pending = self._pending
+        if self.state == "captured" and pending is not None and pending.capture.step.optimizer is optimizer:
+            with self.switches.busy_now():
+                pending.capture.step.after_step(optimizer)
+            self._finish_capture()
+            if self.stop_when_done:
+                raise StopScript
+
+    # -- finishing ----------------------------------------------------------------
+
+    def _finish_capture(self) -> None:
+        if self._pending is None:
+            return
+        with self.switches.busy_now():
+            self.result = self._pending.build(self.step)
+        self.result.losses = self.losses
+        self._pending = None
+        self.state = "done"
+
+    def finish(self, namespace: dict[str, Any] | None = None) -> Trace:
+        """Complete the trace once the script (or ``with`` block) has ended.
+
+        If no backward call was captured, explain the final scalar loss instead:
+        ``namespace['loss']`` when it is a tensor, else the last scalar the forward
+        computed; float leaves it depends on are made to require grad for the trace
+        (`explainer.trace.replay`).
+        """
+        if self.state == "captured":
+            self._finish_capture()
+        if self.result is not None:
+            self.result.losses = self.losses
+            return self.result
+        if self.backward_calls:
+            raise StepNotReachedError(
+                f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
+                f"use --step {self.backward_calls} or lower"
+            )
+        return self._explain_without_backward(namespace or {})
+
+    def _explain_without_backward(self, namespace: dict[str, Any]) -> Trace:
+        records = self.records
+        target, names = choose_loss(namespace, records)
+        made: list[str] = []
+        if target.grad_fn is not None or target.requires_grad:
+            root = target
+        else:
+            root, made, names.tensors = replay(
+                target, names.tensors, records, self.switches, self.tracker.stack, self.active
+            )
+        notes: list[Note] = []
+        if made:
+            notes.append(Note("note_replayed", {"made": ", ".join(made), "root": names.tensors.get(id(root), "")}))
+        elif self.backward_calls == 0:
+            notes.append(Note("note_no_backward", {"root": names.tensors.get(id(root), "")}))
+        with self.active():
+            self.switches.recording = False
+            with self.switches.busy_now():
+                pending = self.prepare(root, None, names, notes)
+            self.run_captured(pending, root.backward)
+            with self.switches.busy_now():
+                result = pending.build(self.step)
+        self.result = result
+        result.losses = self.losses
+        self.state = "done"
+        return result
+
+
+def _retains_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Did this backward call keep its graph (``retain_graph=True`` or ``create_graph=True``)?"""
+    # The same positions for Tensor.backward(self, gradient, retain_graph, create_graph)
+    # and torch.autograd.backward(tensors, grad_tensors, retain_graph, create_graph).
+    retain = args[2] if len(args) > 2 else kwargs.get("retain_graph")
+    create = args[3] if len(args) > 3 else kwargs.get("create_graph", False)
+    return bool(create if retain is None else retain)
+
+
+def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> tuple[torch.Tensor | None, Any]:
+    if kind == "method":
+        root = args[0]
+        gradient = args[1] if len(args) > 1 else kwargs.get("gradient")
+        return root, gradient
+    tensors = args[0] if args else kwargs.get("tensors")
+    grads = args[1] if len(args) > 1 else kwargs.get("grad_tensors")
+    if isinstance(tensors, torch.Tensor):
+        return tensors, grads if isinstance(grads, torch.Tensor) else (grads[0] if grads else None)
+    if isinstance(tensors, (list, tuple)) and len(tensors) == 1:
+        return tensors[0], (grads[0] if grads else None)
+    return None, None

@@ -1,0 +1,78 @@
+"""Module tracking: which modules are running now, from global forward hooks.
+
+As ``torch.utils.module_tracker.ModuleTracker`` does, but with the stack of module
+objects (not names: names come from the user's frames afterwards) and, for each
+call, the autograd sequence number it started at, which places the nodes a call
+made inside it (`explainer.trace.blocks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils.hooks import RemovableHandle
+
+from .internals import next_sequence_nr
+
+__all__ = ["ModuleStack", "ModuleTracker"]
+
+#: The modules an op or a call ran in, outermost first (as recorded from `ModuleTracker.stack`).
+ModuleStack = tuple[torch.nn.Module, ...]
+
+
+class ModuleTracker:
+    """The running modules, outermost first, while its hooks are on.
+
+    Parameters
+    ----------
+    enter
+        Called with ``(module, args)`` before a module joins the stack.
+    leave
+        Called with ``(module, output, start)`` before it leaves: ``start`` is the
+        sequence number the call began at.
+    """
+
+    def __init__(
+        self,
+        enter: Callable[[torch.nn.Module, Any], None],
+        leave: Callable[[torch.nn.Module, Any, int], None],
+    ) -> None:
+        self.stack: list[torch.nn.Module] = []
+        self._starts: list[int] = []
+        self._enter = enter
+        self._leave = leave
+        self._handles: list[RemovableHandle] = []
+
+    def hooks_on(self) -> None:
+        if not self._handles:
+            self._handles = [
+                register_module_forward_pre_hook(self._pre),
+                # always_call: the post-hook runs (and puts the modes back) even when a module raises.
+                register_module_forward_hook(self.post, always_call=True),
+            ]
+
+    def hooks_off(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        self._enter(module, args)
+        self.stack.append(module)
+        self._starts.append(next_sequence_nr())
+
+    def post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        """The forward hook; also called by a light block's own hook, the global ones being off."""
+        stack = self.stack
+        if not stack or stack[-1] is not module:
+            return
+        start = self._starts.pop()
+        self._leave(module, output, start)
+        stack.pop()
+
+    def clear(self) -> None:
+        self.stack.clear()
+        self._starts.clear()

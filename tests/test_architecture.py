@@ -1,0 +1,92 @@
+"""The package's shape: stages that import one way, small modules, no private names across modules.
+
+Read from the source with ``ast`` (nothing is imported), so function-level imports count
+as much as the ones at the top of a module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+from conftest import ROOT
+
+PKG = ROOT / "explainer"
+#: Hard limit on a module's length (the style guide aims for ~400).
+MAX_LINES = 500
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PKG.rglob("*.py")) if "examples" not in p.parts}
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> nx.DiGraph:
+    """Module -> the package modules it imports (at any depth of its code), with the names used."""
+    modules = _modules()
+    g = nx.DiGraph()
+    g.add_nodes_from(modules)
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            targets: list[tuple[str, list[str]]] = []
+            if isinstance(node, ast.Import):
+                targets = [(a.name, []) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, node, path.name == "__init__.py")
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    targets.append((sub, []) if sub in modules else (base, [a.name]))
+            for target, names in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and target.startswith("explainer"):
+                    g.add_edge(name, target)
+                    g.edges[name, target].setdefault("names", set()).update(names)
+    return g
+
+
+def test_no_import_cycles_at_any_depth() -> None:
+    g = import_graph()
+    # The package's __init__ is the public API over every stage; it is what users import.
+    g.remove_node("explainer")
+    cycles = list(nx.simple_cycles(g))
+    assert cycles == [], f"import cycles (function-level imports included): {cycles[:5]}"
+
+
+def test_no_private_names_across_modules() -> None:
+    g = import_graph()
+    crossing = sorted(f"{u} uses {v}.{n}" for u, v, d in g.edges(data=True) for n in d.get("names", ())
+                      if n.startswith("_") and not n.startswith("__"))
+    assert crossing == []
+
+
+def test_modules_stay_small() -> None:
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}, f"split these along their seams: {long}"
+
+
+def test_the_trace_is_the_only_stage_that_imports_torch_internals() -> None:
+    for name, path in _modules().items():
+        if name.startswith("explainer.trace"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "torch._C" not in text and "torch.utils._" not in text, f"{name} reaches into torch internals"
