@@ -195,22 +195,33 @@ def remove_if_empty(path: Path) -> None:
 
 @contextlib.contextmanager
 def signals_held(after_commit: bool = False) -> Iterator[None]:
-    """Hold SIGINT/SIGTERM in the body; with ``after_commit``, a held one is raised as `SignalAfterCommit`."""
+    """Hold SIGINT/SIGTERM in the body; with ``after_commit``, a held one is raised as `SignalAfterCommit`.
+
+    Python runs signal handlers in the main thread whichever thread the signal reached,
+    so the handlers themselves are swapped for one that only notes the signal (masking
+    the main thread would not stop a signal delivered to another thread).
+    """
+    caught: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - no pthreads / not the main thread
+        old = {s: signal.signal(s, note) for s in _HELD}
+    except ValueError:  # not the main thread: signals cannot reach this code there
         yield
         return
-    caught: int | None = None
+    done = False
     try:
         yield
-        pending = signal.sigpending() & set(_HELD)
-        if after_commit and pending:
-            caught = signal.sigwait(pending)  # taken off the queue: reported below instead
+        done = True
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    if caught is not None:
-        raise SignalAfterCommit(caught)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if caught and not (done and after_commit):
+            signal.raise_signal(caught[0])  # as if it arrived now: the usual handler runs
+    if caught and after_commit:
+        raise SignalAfterCommit(caught[0])
 
 
 __all__ = ["BACKUP_PREFIX", "HIDDEN", "JOURNAL", "MANIFEST", "STAGING_PREFIX", "SignalAfterCommit", "manifest_text",
