@@ -7,7 +7,11 @@ smaller graph with the same schema comes out, so every renderer can draw either.
   ``model.layers.0`` depth 3) as one node of ``kind="module"``, except the modules
   on the way to an ``expand`` path, which stay open. Runs of identical sibling
   blocks (``layers.0`` ... ``layers.23``: same class, same inner structure, each
-  feeding the next) become one node with a ``repeat`` count.
+  feeding the next) become one node with a ``repeat`` count. A module that ran more
+  than once (see the nodes' ``calls``) folds per call (``drop#1``, ``drop#2``), and a
+  run of identical calls (an encoder over 8 tokens) into one node, ``encoder#1–8``,
+  with its count; its parameters join that node, or stay visible when the calls
+  stay apart.
 * `fold_for_display` picks the depth automatically when the graph has more than
   ``max_nodes`` nodes (or uses the one asked for) and says how to open it again.
 
@@ -27,14 +31,18 @@ extra attributes (beyond the graph schema):
 ``repeat``
     How many identical blocks it stands for (1 for a single module).
 ``members``
-    The module paths it stands for.
+    The module paths (``model.layers.3``) or calls (``model.encoder#3``) it stands for.
 ``output``
     The id, in the full graph, of the node whose value and gradient it shows.
 ``ops``, ``params``
     How many operations and parameters it holds.
 
+Four or more inputs of one shape that feed only one folded box (a sequence split into
+29 steps) are drawn as one input node, id ``"in:" + the first one's id``, labelled
+``input[:, 0:1] … input[:, 28:]``, with ``repeat`` and ``members`` (their ids).
+
 Ids are ``"m:" + path`` (``"m:model.layers.0"``; ``"m:model.layers.0-23"`` for a
-repeated run), so the same model folds to the same ids, run after run; nodes that
+repeated run; ``"m:model.drop#2"`` for a call, ``"m:encoder#1-8"`` for a run of calls), so the same model folds to the same ids, run after run; nodes that
 stay visible keep their ids. An edge stands for every edge of the full graph
 between the two sides (``folded`` counts them); it keeps the gradient that flowed
 along it when that is well defined: a single edge's, or the sum of the gradients
@@ -46,14 +54,15 @@ full_nodes}``.
 
 Notes
 -----
-The loss node is never folded: the diagram always ends at it. A module entered
-several times with other modules in between can fold into a cycle; renderers must
-not assume the folded graph is acyclic.
+The loss node is never folded: the diagram always ends at it. Folding per call keeps
+the view acyclic, and a run whose box would lie on a cycle (calls fed back their own
+later output through other boxes) is left as separate calls; only parameters of no
+known module joined to the one module using them could still close one, so renderers
+do not assume the folded graph is acyclic.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,12 +72,20 @@ import numpy as np
 
 from .defaults import DEFAULT_MAX_NODES
 from .errors import FoldError
+from .repeats import (
+    INDEXED,
+    acyclic_runs,
+    call_path,
+    repeated_runs,
+    stacked_inputs,
+    stacked_node,
+)
 from .values import _py_number
 
 # DEFAULT_MAX_NODES: about what one slide holds readably (a 77-node ResNet view is five
 # slides tall), and ``dot`` needs well under a second.
 
-_INDEXED = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)$")
+
 
 
 @dataclass(frozen=True)
@@ -223,20 +240,29 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
     light = set(g.graph.get("light") or ())
     nodes = list(g.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
+    # Modules that ran more than once fold per call ("drop#1", "drop#2"): one box for
+    # all calls would draw a cycle and hide which call's value it shows.
+    multi = {p for n in nodes for p in (g.nodes[n].get("calls") or {})}
 
-    # 1. Each node -> the outermost closed module it lies in (or itself).
+    # 1. Each node -> the outermost closed module call it lies in (or itself).
     rep: dict[str, str] = {}
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}  # group key ("model.fc1", "model.drop#2") -> members
+    shared: dict[str, list[str]] = {}  # path of a module run several times -> its parameters and buffers
     for n in nodes:
         d = g.nodes[n]
         rep[n] = n
         module = d.get("module")
         if not module or d.get("kind") == "loss":
             continue
+        calls = d.get("calls") or {}
         for p in _prefixes(module):
             if (path_depth(p) > depth or p in light) and p not in opened:
-                rep[n] = "m:" + p
-                groups.setdefault(p, []).append(n)
+                if p in multi and p not in calls:
+                    shared.setdefault(p, []).append(n)  # belongs to every call: placed below
+                    break
+                key = f"{p}#{calls[p]}" if p in calls else p
+                rep[n] = "m:" + key
+                groups.setdefault(key, []).append(n)
                 break
     # Parameters and buffers of no known module (a model the script holds in an
     # attribute) belong to the one module using them. Data stays visible.
@@ -255,17 +281,27 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
             rep[members[0]] = members[0]
             del groups[p]
 
-    # 2. Runs of identical sibling blocks, each feeding the next.
-    pairs = {(rep[u], rep[v]) for u, v in g.edges if rep[u] != rep[v]}
-    runs: dict[str, list[str]] = {}  # group key -> member paths
+    # 2. Runs of identical sibling blocks each feeding the next, and of identical calls of
+    # one module; none that would draw a cycle.
+    runs: dict[str, list[str]] = {}  # group key -> member keys
     if repeats:
-        runs = _repeated_runs(g, groups, pairs)
+        pairs = {(rep[u], rep[v]) for u, v in g.edges if rep[u] != rep[v]}
+        runs = acyclic_runs(g, rep, groups, repeated_runs(g, groups, pairs))
     group_of: dict[str, str] = {}
-    for key, paths in runs.items():
-        for p in paths:
+    for key, members_ in runs.items():
+        for p in members_:
             group_of["m:" + p] = key
     for n in nodes:
         rep[n] = group_of.get(rep[n], rep[n])
+    # The parameters of a module run several times join its calls when they fold into one run.
+    for p, members in shared.items():
+        keys = {rep[n] for n in nodes if rep[n] != n and call_path(rep[n][2:]) == p}
+        if len(keys) == 1:
+            for n in members:
+                rep[n] = next(iter(keys))
+
+    # Many pieces of data feeding one folded box (a sequence split into 29 steps): one node.
+    rep.update(stacked_inputs(g, rep))
 
     # 3. Nodes, in order of first appearance.
     out = nx.DiGraph()
@@ -276,9 +312,10 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
     for key, members in members_of.items():
         if key in g and members == [key]:
             out.add_node(key, **dict(g.nodes[key]))
-            continue
-        paths = runs.get(key) or [key[2:]]
-        out.add_node(key, **_module_node(g, key, paths, members))
+        elif key.startswith("in:"):
+            out.add_node(key, **stacked_node(g, members))
+        else:
+            out.add_node(key, **_module_node(g, key, runs.get(key) or [key[2:]], members))
 
     # 4. Edges: one per pair of sides, with the gradient where it is well defined.
     crossing: dict[tuple[str, str], list[tuple[str, str, dict[str, Any]]]] = {}
@@ -324,15 +361,17 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
     o = g.nodes[out_id]
     modules = g.graph.get("modules", {}) or {}
     first, last = paths[0], paths[-1]
-    path_type = modules.get(first)
-    label = _label(first)
-    if len(paths) > 1:  # "layers.0–23": paths of a run all match _INDEXED
-        label += "–" + last.rpartition(".")[2]
-    parent = first.rpartition(".")[0] or None
+    path = call_path(first)
+    path_type = modules.get(path)
+    label = _label(path) + first[len(path):]  # "drop#2" for a call of a module run several times
+    if len(paths) > 1:  # "layers.0–23", "encoder#1–8": keys of a run all match INDEXED
+        label += "–" + INDEXED.match(last).group("index")  # type: ignore[union-attr]
+    parent = path.rpartition(".")[0] or None
     return {
         "kind": "module",
         "label": label,
         "name": first if len(paths) == 1 else key[2:],
+        "intended_inf": bool(o.get("intended_inf")),
         "op": None,
         "autograd": None,
         "call": None,
@@ -348,7 +387,11 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
         "update": None,
         "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
         "n_outputs": 1,
-        "path": first,
+        # The calls of the modules around it (a module inside the 3rd call of an encoder).
+        "calls": {
+            p: c for p, c in (o.get("calls") or {}).items() if parent and (p == parent or parent.startswith(p + "."))
+        },
+        "path": path,
         "members": list(paths),
         "folded": len(members),
         "repeat": len(paths),
@@ -393,58 +436,6 @@ def _merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> di
         "_flowed": bool(flowing),
         "folded": len(es),
     }
-
-
-def _signature(g: nx.DiGraph, path: str, members: list[str]) -> tuple[Any, ...]:
-    """The inner structure of one module: its nodes' kinds, ops, shapes and wiring."""
-    local = {n: i for i, n in enumerate(members)}
-    nodes = tuple(
-        (
-            (d.get("module") or "")[len(path):],
-            d["kind"],
-            d.get("op"),
-            tuple(d.get("shape") or ()),
-            d.get("dtype"),
-        )
-        for d in (g.nodes[n] for n in members)
-    )
-    edges = tuple(
-        sorted(
-            (local[u], local[v], tuple(g.edges[u, v].get("slots") or ()))
-            for u in members
-            for v in g.successors(u)
-            if v in local
-        )
-    )
-    return (g.graph.get("modules", {}).get(path), nodes, edges)
-
-
-def _repeated_runs(g: nx.DiGraph, groups: dict[str, list[str]], pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
-    """Runs of >= 2 folded siblings ``base.i``, ``base.i+1``, ... that match and chain."""
-    by_base: dict[str, list[tuple[int, str]]] = {}
-    for p in groups:
-        m = _INDEXED.match(p)
-        if m:
-            by_base.setdefault(m.group("base"), []).append((int(m.group("index")), p))
-    runs: dict[str, list[str]] = {}
-    for base, items in sorted(by_base.items()):
-        items.sort()
-        sigs = {p: _signature(g, p, groups[p]) for _, p in items}
-        run: list[tuple[int, str]] = []
-
-        def close() -> None:
-            if len(run) >= 2:
-                runs[f"m:{base}.{run[0][0]}-{run[-1][0]}"] = [p for _, p in run]
-
-        for i, p in items:
-            if run and not (
-                i == run[-1][0] + 1 and sigs[p] == sigs[run[-1][1]] and ("m:" + run[-1][1], "m:" + p) in pairs
-            ):
-                close()
-                run = []
-            run.append((i, p))
-        close()
-    return runs
 
 
 # --------------------------------------------------------------------------- choosing a view

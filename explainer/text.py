@@ -99,6 +99,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "ended_at": " at {where}",
         "waiting": "another explain-graph run is writing into {folder}: waiting for it to finish",
         "skipped_ipython": "IPython lines were skipped, never run: {lines}",
+        "sparse": "sparse, {n} nonzeros",
+        "note_more_backward": "{n} more backward() call(s) added to these gradients before the optimizer step "
+        "(a second loss, or gradient accumulation): the update used the sum; the diagram shows the gradients of "
+        "this backward() alone.",
+        "note_closure": "The optimizer evaluated its closure {n} times in this step (LBFGS): the diagram shows "
+        "the first evaluation's forward and backward pass, and the update the whole step made.",
+        "intended_inf": "{what}: set on purpose (a mask), not an error",
     },
     "ko": {
         "value": "값",
@@ -189,6 +196,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "ended_at": " ({where})",
         "waiting": "다른 explain-graph 실행이 {folder}에 쓰는 중입니다: 끝날 때까지 기다립니다",
         "skipped_ipython": "IPython 줄은 실행하지 않고 건너뛰었습니다: {lines}",
+        "sparse": "희소 텐서, 0이 아닌 값 {n}개",
+        "note_more_backward": "옵티마이저 스텝 전에 backward() 호출 {n}번이 이 기울기에 더해졌습니다(두 번째 손실 또는 "
+        "기울기 누적). 업데이트는 그 합을 썼고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
+        "note_closure": "옵티마이저가 이 스텝에서 클로저를 {n}번 평가했습니다(LBFGS). 그림은 첫 평가의 순전파와 "
+        "역전파, 그리고 스텝 전체가 만든 업데이트를 보여 줍니다.",
+        "intended_inf": "{what}: 의도한 값(마스크), 오류 아님",
     },
 }
 
@@ -263,7 +276,7 @@ def _row(entries: list[Any], digits: int) -> str:
     return "[" + ", ".join(fmt_number(e, digits) for e in entries) + "]"
 
 
-def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
+def value_lines(v: Any, digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
     """A value from the graph schema as short lines of text for a node.
 
     Scalars as a number, vectors on one line, column vectors transposed (``[…]ᵀ``),
@@ -272,7 +285,7 @@ def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
     if v is None:
         return ["–"]
     if isinstance(v, dict):
-        return summary_lines(v, digits, lang)
+        return summary_lines(v, digits, lang, intended)
     if not isinstance(v, list):
         return [fmt_number(v, digits)]
     depth, x = 0, v
@@ -301,19 +314,23 @@ def _flatten(v: Any) -> list[Any]:
     return [v]
 
 
-def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en") -> list[str]:
+def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
+    """A summary's lines: mean and norm, range, then NaN/Inf counts (with a warning sign
+    unless ``intended``: a mask's -inf); a sparse tensor first says how many entries it stores."""
     line = (
         f"{t('mean', lang)} {fmt_number(s.get('mean'), digits)} · {t('norm', lang)} {fmt_number(s.get('norm'), digits)}"
     )
     rng = f"{t('range', lang)} [{fmt_number(s.get('min'), digits)}, {fmt_number(s.get('max'), digits)}]"
     lines = [line, rng]
+    if s.get("sparse"):
+        lines.insert(0, t("sparse", lang).format(n=f"{s.get('nnz', 0):,}"))
     bad = []
     if s.get("nan"):
         bad.append(f"{s['nan']} NaN")
     if s.get("inf"):
         bad.append(f"{s['inf']} Inf")
     if bad:
-        lines.append("⚠ " + ", ".join(bad))
+        lines.append(t("intended_inf", lang).format(what=", ".join(bad)) if intended else "⚠ " + ", ".join(bad))
     return lines
 
 

@@ -27,6 +27,11 @@ SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "cla
 #: Longest forward path for which the diagram flows left to right (fits a 16:9 slide);
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
+#: The diagram's page: 16:9. Up to `CHOOSE_RANKDIR_MAX_NODES` nodes, the diagram file tries
+#: both directions and keeps the one drawn larger on such a page (two quick ``dot`` runs);
+#: beyond, the depth rule above decides.
+PAGE_ASPECT = 16 / 9
+CHOOSE_RANKDIR_MAX_NODES = 100
 #: Above this many nodes, edge gradients are drawn as ``xlabel`` (placed after the
 #: layout) rather than ``label`` (which ``dot`` lays out as extra nodes): on a
 #: 1,355-node Transformer that is ~2.7x faster, at the price of looser placement.
@@ -86,6 +91,11 @@ def _subtitle(d: dict[str, Any], lang: str) -> str:
         return f"{what} · {d.get('ops', 0):,} {t('ops', lang)} · {shape}"
     if kind in ("param", "leaf", "input", "buffer"):
         what = t("parameter" if kind == "param" else kind, lang)
+        scalars = d.get("scalars") or []
+        if kind == "input" and scalars and d.get("op") in SCALAR_OPS:  # data computed from data: x ** 2
+            what += f" · {d['op']}(·, " + ", ".join(fmt_number(s) for s in scalars) + ")"
+        if (d.get("repeat") or 1) > 1:  # a stack of inputs in a folded view
+            what += f" × {d['repeat']}"
         return f"{what} · {shape}"
     op = d.get("op") or ""
     scalars = d.get("scalars") or []
@@ -123,13 +133,16 @@ def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions,
     rows.append(f'<TR><TD ALIGN="LEFT">{title}</TD></TR>')
     rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
 
-    def block(prefix: str, value: Any, color: str) -> None:
-        lines = value_lines(value, digits, lang)
+    def block(prefix: str, value: Any, color: str, intended: bool = False) -> None:
+        lines = value_lines(value, digits, lang, intended)
         for i, line in enumerate(lines):
             text = f"{prefix} = {line}" if i == 0 else " " * (len(prefix) + 3) + line
             rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(text), color, theme.font_size)}</TD></TR>')
 
-    block(t("value", lang), d.get("value"), theme.text)
+    block(t("value", lang), d.get("value"), theme.text, bool(d.get("intended_inf")))
+    if d.get("intended_inf") and not isinstance(d.get("value"), dict):
+        note = t("intended_inf", lang).format(what="NaN/Inf")
+        rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(note), theme.muted, theme.small_size)}</TD></TR>')
     if d.get("grad") is not None:
         block(t("grad", lang), d.get("grad"), theme.grad)
     upd = d.get("update")
@@ -221,6 +234,41 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + head + "".join(sw) + "</TABLE>>"
 
 
+def _clusters(g: nx.DiGraph) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """The module frames: nodes by frame, each frame's inner frames, the outermost frames.
+
+    A frame is a module call: ``model.drop#2`` for the second call of a module that ran
+    more than once (the nodes' ``calls``), else the module path. The parameters of a
+    module run several times belong to no single call: they sit in the enclosing frame.
+    Nodes in no module are under the key ``""``.
+    """
+    multi = {p for _, d in g.nodes(data=True) for p in (d.get("calls") or {})}
+    members: dict[str, list[str]] = {}
+    parent: dict[str, str] = {}
+    for nid, d in g.nodes(data=True):
+        module, calls = d.get("module"), d.get("calls") or {}
+        chain: list[str] = []
+        if module:
+            for p in _path_prefixes(module):
+                if p in multi and p not in calls:
+                    break
+                chain.append(f"{p}#{calls[p]}" if p in calls else p)
+        for outer, inner in zip(chain, chain[1:]):
+            parent[inner] = outer
+        members.setdefault(chain[-1] if chain else "", []).append(nid)
+    keys = set(parent) | set(parent.values()) | {k for k in members if k}
+    children: dict[str, list[str]] = {}
+    roots: list[str] = []
+    for k in sorted(keys):
+        (children.setdefault(parent[k], []) if k in parent else roots).append(k)
+    return members, children, roots
+
+
+def _path_prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = None) -> str:
     """The DOT source of the diagram. Deterministic: same graph, same bytes.
 
@@ -243,26 +291,10 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         f"fontcolor={_q(theme.grad)}, arrowsize=0.8, penwidth=1.2];",
     ]
 
-    # Nested module clusters, from the module paths (sorted for determinism).
-    members: dict[str, list[str]] = {}
-    loose: list[str] = []
-    for nid in g.nodes:
-        module = g.nodes[nid].get("module")
-        (members.setdefault(module, []) if module else loose).append(nid)
+    # Nested module clusters, one per module call (sorted for determinism).
+    members, children, roots = _clusters(g)
     module_types: dict[str, str] = g.graph.get("modules", {})
-    paths = set(members)
-    for p in list(paths):
-        parts = p.split(".")
-        for i in range(1, len(parts)):
-            paths.add(".".join(parts[:i]))
-    children: dict[str, list[str]] = {}
-    roots = []
-    for p in sorted(paths):
-        parent = p.rpartition(".")[0]
-        if parent and parent in paths:
-            children.setdefault(parent, []).append(p)
-        else:
-            roots.append(p)
+    loose = members.pop("", [])
     counter = iter(range(1_000_000))
 
     def emit_node(nid: str, indent: str) -> None:
@@ -282,17 +314,18 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
             f"color={_q(border)}, penwidth={pen:g}{folded}, tooltip={_q(node_tooltip(d))}];"
         )
 
-    def emit_cluster(path: str, indent: str) -> None:
+    def emit_cluster(key: str, indent: str) -> None:
+        path, _, call = key.partition("#")
         mtype = module_types.get(path, "")
-        label = f"{path} ({mtype})" if mtype else path
+        label = path + (f" #{call}" if call else "") + (f" ({mtype})" if mtype else "")
         lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
         lines.append(
             f"{indent}  label={_q(label)}; style=\"rounded,dashed\"; color={_q(theme.cluster)}; "
             f"fontcolor={_q(theme.muted)}; fontsize={theme.small_size:g}; labeljust=l;"
         )
-        for nid in members.get(path, []):
+        for nid in members.get(key, []):
             emit_node(nid, indent + "  ")
-        for child in children.get(path, []):
+        for child in children.get(key, []):
             emit_cluster(child, indent + "  ")
         lines.append(f"{indent}}}")
 
@@ -380,6 +413,8 @@ def render_static(
     With ``positions``, also return that layout's `Layout` (else None).
     """
     opts = opts or DiagramOptions()
+    if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
+        opts = replace(opts, rankdir=frame_rankdir(g, opts, aspect=PAGE_ASPECT))
     source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
     layout = run_dot(source, paths, positions=positions)

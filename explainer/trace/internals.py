@@ -36,6 +36,7 @@ __all__ = [
     "function_modes_off",
     "is_aten_op",
     "is_custom_function",
+    "is_random",
     "next_sequence_nr",
     "op_schema",
     "output_meta",
@@ -157,6 +158,11 @@ def is_custom_function(fn: Any) -> bool:
 def is_aten_op(func: Any) -> bool:
     """Is ``func`` an aten op overload (what a dispatch mode sees), not a Python function?"""
     return isinstance(func, torch._ops.OpOverload)
+
+
+def is_random(func: Any) -> bool:
+    """Does this aten op draw random numbers (``bernoulli_``, ``randn_like``, dropout)?"""
+    return torch.Tag.nondeterministic_seeded in getattr(func, "tags", ())
 
 
 def op_schema(func: Any) -> Any:

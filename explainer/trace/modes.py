@@ -1,7 +1,7 @@
 """The trace's two modes, and the one place that moves them on and off the mode stacks.
 
-* `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward`` and
-  ``torch.autograd.backward`` and notes the function-level call each op runs in
+* `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward``,
+  ``torch.autograd.backward`` and ``torch.autograd.grad`` and notes the function-level call each op runs in
   (``linear``, ``cross_entropy``);
 * `Recorder`, a ``TorchDispatchMode``, sees every aten op (so ops inside composites,
   e.g. ``log_softmax`` inside ``cross_entropy``) and hands it to the session to record.
@@ -110,6 +110,7 @@ def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 _TENSOR_BACKWARD = torch.Tensor.backward
 _AUTOGRAD_BACKWARD = torch.autograd.backward
+_AUTOGRAD_GRAD = torch.autograd.grad
 
 
 class Interceptor(TorchFunctionMode):
@@ -128,6 +129,8 @@ class Interceptor(TorchFunctionMode):
             return self.listener.on_backward(func, args, kwargs, kind="method")
         if func is _AUTOGRAD_BACKWARD:
             return self.listener.on_backward(func, args, kwargs, kind="function")
+        if func is _AUTOGRAD_GRAD:
+            return self.listener.on_backward(func, args, kwargs, kind="grad")
         sw = self.switches
         if not sw.recording or sw.busy:
             return func(*args, **kwargs)

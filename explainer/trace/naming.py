@@ -23,6 +23,7 @@ __all__ = [
     "Names",
     "collect_names",
     "friendly_op",
+    "indexed_name",
     "is_user_file",
     "named_call",
     "names_in_frames",
@@ -208,9 +209,11 @@ class Names:
         """Name the root modules no variable names, then every parameter and buffer.
 
         ``stacks`` are the module stacks the graph's ops ran in, by node key. A
-        parameter (or buffer) of a nested module is named by its path (``fc1.weight``,
-        ``bn.running_mean``); one that belongs to the named module itself gets the
-        variable's name in front (``model.weight``), which reads like the script.
+        parameter (or buffer) is named by its full path from the module the forward
+        ran (``model.fc1.weight``, ``net.0.weight``, ``model.weight``), the path its
+        module's frame shows. A module reached by two names (``linear1``, and
+        ``bn_model.0`` inside ``nn.Sequential(linear1, ...)``) is named from the module
+        the forward ran first, so its parameters sit in the frame of its ops.
         """
         # Modules the forward ran in that no variable names: named by their class.
         taken = {name for name, _ in self.modules.values()}
@@ -224,7 +227,9 @@ class Names:
                     name, i = f"{base}_{i}", i + 1
                 taken.add(name)
                 self.modules[id(root)] = (name, root)
-        for mod_name, mod in self.modules.values():
+        ran = {id(stacks[k][0]): None for k in sorted(stacks) if stacks[k]}
+        named = sorted(self.modules.items(), key=lambda kv: kv[0] not in ran)  # stable: frames order otherwise
+        for _, (mod_name, mod) in named:
             for owner_path, owner in mod.named_modules():
                 self._name_own_tensors(mod_name, owner_path, owner)
 
@@ -233,11 +238,11 @@ class Names:
         for pname, p in parameters_of(owner).items():
             if p is None:
                 continue
-            label = f"{owner_path}.{pname}" if owner_path else f"{mod_name}.{pname}"
+            label = f"{module}.{pname}"
             self.params.setdefault(id(p), (label, module, type(owner).__name__))
         for bname, b in buffers_of(owner).items():
             if b is not None:
-                label = f"{owner_path}.{bname}" if owner_path else f"{mod_name}.{bname}"
+                label = f"{module}.{bname}"
                 self.buffers.setdefault(id(b), (label, module))
 
     def add_ancestors(self, modules: dict[str, str]) -> None:
@@ -261,3 +266,79 @@ def prefixes(path: str) -> list[str]:
 def natural_key(path: str) -> tuple[Any, ...]:
     """Sort key: ``layers.2`` before ``layers.10``."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
+
+
+# --------------------------------------------------------------------------- indexed data
+
+#: Ops that take part of a tensor: their outputs are named ``x[:, 3]`` after the tensor.
+_INDEX_OPS = frozenset({"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias"})
+
+
+def indexed_name(t: torch.Tensor, names: dict[int, str], produced: dict[int, Any]) -> str | None:
+    """``x[:, 3]`` for a part of a named tensor ``x`` (through ``x[:, t]``, ``x.split``, ``x.unbind``),
+    None when ``t`` is no such part. ``produced`` maps id(tensor) -> (record, output index)."""
+    hit = _index_path(t, names, produced, 0)
+    if hit is None or hit[0] == names.get(id(t)):
+        return None
+    name, items = hit[0], list(hit[1])
+    while items and items[-1] == ":":
+        items.pop()
+    return f"{name}[{', '.join(items)}]" if items else None
+
+
+def _index_path(
+    t: torch.Tensor, names: dict[int, str], produced: dict[int, Any], depth: int
+) -> tuple[str, list[str], list[int]] | None:
+    """(base name, one index per dimension of the base, base dimension of each of ``t``'s)."""
+    name = names.get(id(t))
+    if name is not None:
+        return name, [":"] * t.dim(), list(range(t.dim()))
+    hit = produced.get(id(t))
+    if hit is None or depth > 6:
+        return None
+    rec, j = hit
+    if rec.emptied or rec.func is None or friendly_op(rec.func) not in _INDEX_OPS:
+        return None
+    args = rec.args
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    base = _index_path(args[0], names, produced, depth + 1)
+    if base is None:
+        return None
+    name, items, dims = base[0], list(base[1]), list(base[2])
+    op = friendly_op(rec.func)
+
+    def arg(i: int, key: str, default: Any) -> Any:
+        return args[i] if len(args) > i else rec.kwargs.get(key, default)
+
+    if op == "alias":
+        return name, items, dims
+    size = args[0].dim() + (op == "unsqueeze")
+    dim = int(arg(2 if op in ("split", "split_with_sizes") else 1, "dim", 0))
+    dim = dim + size if dim < 0 else dim
+    if op == "unsqueeze" and 0 <= dim <= len(dims):  # x[:, None]: a new dimension before dims[dim]
+        at = dims[dim] if dim < len(dims) else len(items)
+        items.insert(at, "None")
+        dims = [d + (d >= at) for d in dims]
+        dims.insert(dim, at)
+        return name, items, dims
+    if not 0 <= dim < len(dims):
+        return None
+    if op in ("select", "unbind"):
+        index = j if op == "unbind" else int(arg(2, "index", 0))
+        items[dims[dim]] = str(index + args[0].shape[dim] if index < 0 else index)
+        dims.pop(dim)
+        return name, items, dims
+    length = args[0].shape[dim]
+    if op == "slice":
+        start, end, step = arg(2, "start", None), arg(3, "end", None), arg(4, "step", 1)
+    elif op == "narrow":
+        start, step = int(arg(2, "start", 0)), 1
+        end = start + int(arg(3, "length", 0))
+    else:  # split, split_with_sizes: where output j starts and ends
+        start = sum(int(o.shape[dim]) for o in rec.outs[:j])
+        end, step = start + int(rec.outs[j].shape[dim]), 1
+    lo = "" if not start else str(start)
+    hi = "" if end is None or end >= length else str(end)
+    items[dims[dim]] = f"{lo}:{hi}" + (f":{step}" if step not in (None, 1) else "")
+    return name, items, dims

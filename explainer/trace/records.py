@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..values import TensorValue
-from .internals import view_base
+from .internals import version_of, view_base
 from .snapshots import snapshot
 from .tracker import ModuleStack
 
@@ -34,12 +34,6 @@ SWEEP_WINDOW = 32
 #: Arguments with more storage than this are held weakly by old records (`_weaken`).
 STRIP_BYTES = 64 * 2**10
 
-#: In-place ops that only write their argument, so its old value was never an input.
-_WRITE_ONLY = frozenset(
-    {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "random_", "exponential_",
-     "geometric_", "cauchy_", "log_normal_", "resize_", "set_", "detach_", "requires_grad_"}
-)
-
 
 @dataclass
 class OpRecord:
@@ -52,7 +46,11 @@ class OpRecord:
     outs: list[torch.Tensor]
     modules: ModuleStack
     call: str | None
+    #: the call number of each module in ``modules`` (`explainer.trace.tracker.ModuleTracker`)
+    numbers: tuple[int, ...] = ()
     emptied: bool = False  # a sweep let go of everything it held (`Records.sweep`)
+    #: version counters of the tensors in (args, kwargs), in `tensors_in` order, just after the op ran
+    versions: tuple[int, ...] = ()
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
     #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
     pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
@@ -80,7 +78,9 @@ class Records:
     def reset(self) -> None:
         self.ops: list[OpRecord] = []
         self.produced: dict[int, tuple[OpRecord, int]] = {}  # id(tensor) -> (record, out index)
-        self.const_pre: dict[int, TensorValue] = {}  # id(tensor) -> value before an in-place op
+        #: (id(tensor), version) -> a constant's value at that version, kept just before an
+        #: in-place op changed it: what the ops that used it at that version saw
+        self.const_at: dict[tuple[int, int], TensorValue] = {}
         self._watch: list[OpRecord] = []  # records a sweep looks at
         self._emptied = 0
         self._since_sweep = 0  # records, and bytes of their outputs, since the last sweep
@@ -95,11 +95,17 @@ class Records:
         out: Any,
         modules: ModuleStack,
         call: str | None,
+        numbers: tuple[int, ...] = (),
     ) -> None:
-        """Record an op that just ran inside ``modules`` (outermost first) and ``call``."""
+        """Record an op that just ran inside ``modules`` (outermost first, each module's call
+        ``numbers``) and ``call``."""
         outs = list(tensors_in(out))
         self._count += 1
-        rec = OpRecord(index=self._count, func=func, args=args, kwargs=kwargs, outs=outs, modules=modules, call=call)
+        versions = tuple(version_of(a) for a in tensors_in((args, kwargs)))
+        rec = OpRecord(
+            index=self._count, func=func, args=args, kwargs=kwargs, outs=outs, modules=modules, call=call,
+            numbers=numbers, versions=versions,
+        )
         self.ops.append(rec)
         self._watch.append(rec)
         for i, t in enumerate(outs):
@@ -168,8 +174,8 @@ class Records:
 
         For a recorded output: its value and its ``grad_fn`` (an in-place op such as
         ``relu_`` gives the tensor a new ``grad_fn``; the old node keeps the old value).
-        For a constant (a BatchNorm running mean): its value before the update, unless
-        the op only writes it (``zero_``, ``fill_``).
+        For a constant (a BatchNorm running mean, a GAN's ``label`` before ``label.fill_``):
+        its value at its current version, which is what the ops that used it so far saw.
         """
         seen: set[int] = set()
         for t in tensors:
@@ -185,8 +191,10 @@ class Records:
                         # No node yet (a constant the op pulls into the graph, c.add_(w)):
                         # then this op's output has no node, and must not take the new one.
                         rec.pre_mutation_fn[i] = (u.grad_fn, u.output_nr) if u.grad_fn is not None else (None, 0)
-                elif not u.requires_grad and id(u) not in self.const_pre and not _writes_only(func):
-                    self.const_pre[id(u)] = snapshot(u, self.keep)
+                if not u.requires_grad:
+                    key = (id(u), version_of(u))
+                    if key not in self.const_at:
+                        self.const_at[key] = snapshot(u, self.keep)
 
 
 def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
@@ -214,11 +222,6 @@ def scalar_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
         if isinstance(a, (int, float)):
             out.append(a if math.isfinite(float(a)) else str(a))
     return tuple(out)
-
-
-def _writes_only(func: Any) -> bool:
-    packet = getattr(func, "overloadpacket", None)
-    return packet is not None and packet.__name__ in _WRITE_ONLY
 
 
 class _WeakArg:

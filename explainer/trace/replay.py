@@ -20,6 +20,7 @@ from .internals import tree_flatten
 from .modes import Switches
 from .naming import ModuleNames, Names, collect_names, friendly_op
 from .records import OpRecord, Records, strengthen, tensors_in
+from .tracker import ModuleTracker
 
 __all__ = ["choose_loss", "replay"]
 
@@ -63,13 +64,13 @@ def replay(
     names: dict[int, str],
     records: Records,
     switches: Switches,
-    stack: list[torch.nn.Module],
+    tracker: ModuleTracker,
     active: Callable[[], AbstractContextManager[Any]],
 ) -> tuple[torch.Tensor, list[str], dict[int, str]]:
     """Re-run the recorded ops that computed ``target`` with float leaves requiring grad.
 
     The ops run inside ``active()`` (the session's modes and hooks, whose
-    ``switches``, module ``stack`` and ``records`` these are), so they are recorded
+    ``switches``, module ``tracker`` and ``records`` these are), so they are recorded
     as the forward pass. Returns the new root, the names of the leaves made to
     require grad, and the tensor names carried over to the new tensors.
     """
@@ -97,12 +98,12 @@ def replay(
             args, kwargs = spec.unflatten(flat)
             prev_call = switches.call
             switches.call = rec.call
-            stack[:] = list(rec.modules)
+            tracker.replace(rec.modules, rec.numbers)
             try:
                 out = rec.func(*args, **kwargs)
             finally:
                 switches.call = prev_call
-                stack.clear()
+                tracker.clear()
             for old, new in zip(rec.outs, tensors_in(out)):
                 mapping[id(old)] = new
                 if id(old) in names:

@@ -16,21 +16,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import NoLossError, NonScalarLossError, StepNotReachedError
 from .blocks import LightBlocks
-from .build import build_trace
+from .calls import BackwardCall, closure_of, read_backward_call
 from .capture import Capture
 from .internals import next_sequence_nr
 from .model import DEFAULT_KEEP_ELEMENTS, Note, RecordOptions, Trace
 from .modes import Modes, Switches
 from .naming import Names, names_in_frames
+from .pending import Pending
 from .records import Records
 from .replay import choose_loss, replay
 from .tracker import ModuleTracker
@@ -43,18 +46,6 @@ class StopScript(BaseException):
 
     A BaseException, so a user's ``except Exception`` does not swallow it.
     """
-
-
-@dataclass
-class Pending:
-    """A captured backward, built into the `Trace` once the optimizer step after it is seen."""
-
-    capture: Capture
-    names: Names
-    notes: list[Note]
-
-    def build(self, step: int) -> Trace:
-        return build_trace(self.capture, self.names, self.notes, step)
 
 
 class Session:
@@ -97,6 +88,7 @@ class Session:
         self._pending: Pending | None = None
         self._in_backward = False
         self._in_optimizer = False
+        self._stepping: list[torch.optim.Optimizer] = []  # closure steps running now (LBFGS)
         self._optimizer_hooks: list[RemovableHandle] = []
 
     # -- installation ---------------------------------------------------------
@@ -129,6 +121,10 @@ class Session:
     def _module_enter(self, module: torch.nn.Module, args: Any) -> None:
         stack = self.tracker.stack
         if not stack:
+            if self._pending is not None and self._pending.capture.step.optimizers and not self._stepping:
+                # The next forward begins after an update: every optimizer that will update
+                # this step's parameters has stepped.
+                self._finish_capture(stop=True)
             self.blocks.find(module, self._light_block_end)
         elif (
             self.blocks.running_at is None
@@ -148,7 +144,7 @@ class Session:
         if self.blocks.running_at is not None and len(self.tracker.stack) - 1 == self.blocks.running_at:
             # The light block ends (its own hook: its submodules ran without any).
             if self.switches.recording:
-                self.blocks.end_call(tuple(self.tracker.stack), start, next_sequence_nr(), module)
+                self.blocks.end_call(self.tracker.frozen, self.tracker.numbers, start, next_sequence_nr(), module)
                 with self.switches.busy_now():
                     self.blocks.keep_output(output)
             self._end_light_block()
@@ -170,7 +166,8 @@ class Session:
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """The recorder saw an op of the script's."""
-        self.records.add(func, args, kwargs, out, tuple(self.tracker.stack), self.switches.call)
+        tracker = self.tracker
+        self.records.add(func, args, kwargs, out, tracker.frozen, self.switches.call, tracker.numbers)
 
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
         """Keep what an in-place op is about to overwrite (`Records.note_mutation`)."""
@@ -180,6 +177,7 @@ class Session:
     def _forget_records(self) -> None:
         self.records.reset()
         self.blocks.new_calls()
+        self.tracker.forget_calls()
 
     # -- backward interception --------------------------------------------------
 
@@ -201,18 +199,16 @@ class Session:
             self._in_backward = False
 
     def _on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
-        root, gradient = _backward_root(args, kwargs, kind)
+        call = read_backward_call(args, kwargs, kind)
+        root = call.root
         if root is not None and root.numel() == 1:
             with self.switches.busy_now():
                 self.losses.append(float(root.detach().reshape(-1)[0]))
         self.backward_calls += 1
-        if self.state == "captured":
-            # The script went on to another backward without an optimizer step.
-            self._finish_capture()
-            if self.stop_when_done:
-                raise StopScript
+        if self.state == "captured" and not self._adds_to_capture():
+            self._finish_capture(stop=True)
         if self.backward_calls != self.step or self.state != "forward":
-            return self._run_uncaptured(func, args, kwargs)
+            return self._run_uncaptured(func, args, kwargs, call)
         self.switches.recording = False
         if root is None:
             raise NonScalarLossError(
@@ -221,14 +217,23 @@ class Session:
             )
         tensor_names, module_names = names_in_frames(sys._getframe(1))
         with self.switches.busy_now():
-            pending = self.prepare(root, gradient, Names(tensor_names, module_names))
-        result = self.run_captured(pending, lambda: func(*args, **kwargs))
+            pending = self.prepare(root, call.gradient, Names(tensor_names, module_names))
+        if self._stepping:
+            pending.capture.step.inside = self._stepping[-1]
+        result = self.run_captured(pending, lambda: func(*args, **kwargs), call.inputs)
         self._pending = pending
         self.state = "captured"
         self._forget_records()
         return result
 
-    def _run_uncaptured(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _adds_to_capture(self) -> bool:
+        """Another backward while the captured one waits for its update: part of the same step?"""
+        if self._pending is None:
+            return False
+        with self.switches.busy_now():
+            return self._pending.adds_backward(self._stepping)
+
+    def _run_uncaptured(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], call: BackwardCall) -> Any:
         """A backward call that is not the captured one."""
         self.switches.recording = False
         try:
@@ -237,7 +242,7 @@ class Session:
         finally:
             if self.state == "forward":
                 # A retained graph may be back-propagated again: keep its values.
-                if not _retains_graph(args, kwargs):
+                if not call.retains_graph:
                     self._forget_records()
                 self.switches.recording = True
 
@@ -259,8 +264,11 @@ class Session:
         capture = Capture(root, self.records, self.blocks.calls, self.switches, self.keep)
         return Pending(capture, names, notes or [])
 
-    def run_captured(self, pending: Pending, backward: Any) -> Any:
-        """Run ``backward()`` with the capture's hooks on, then note what it left."""
+    def run_captured(self, pending: Pending, backward: Any, inputs: tuple[torch.Tensor, ...] = ()) -> Any:
+        """Run ``backward()`` with the capture's hooks on, then note what it left.
+
+        ``inputs``: a ``torch.autograd.grad`` call's, whose gradients it returns instead
+        of adding them to ``.grad``."""
         pending.capture.install_hooks()
         try:
             with self.modes.recorder_off():
@@ -268,36 +276,50 @@ class Session:
         finally:
             pending.capture.remove_hooks()
         with self.switches.busy_now():
+            if inputs:
+                pending.capture.returned_grads(inputs, result)
             pending.capture.after_backward()
         return result
 
     # -- optimizer ----------------------------------------------------------------
 
     def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if self.state == "forward" and self.switches.recording:
+        if closure_of(args, kwargs) is not None:
+            # LBFGS and other closure optimizers: the closure's forward and backward run
+            # inside the step, and are recorded like any other.
+            self._stepping.append(optimizer)
+        elif self.state == "forward" and self.switches.recording:
             # An update before the captured step is no part of any forward pass.
             self.switches.recording = False
             self._in_optimizer = True
-        if self.state == "captured" and self._pending is not None:
+        pending = self._pending
+        if self.state == "captured" and pending is not None and pending.capture.step.inside is not optimizer:
             with self.switches.busy_now():
-                self._pending.capture.step.before_step(optimizer)
+                pending.capture.step.before_step(optimizer)
 
     def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._stepping and self._stepping[-1] is optimizer:
+            self._stepping.pop()
         if self._in_optimizer:
             self._in_optimizer = False
             if self.state == "forward":
                 self.switches.recording = True
         pending = self._pending
-        if self.state == "captured" and pending is not None and pending.capture.step.optimizer is optimizer:
-            with self.switches.busy_now():
-                pending.capture.step.after_step(optimizer)
-            self._finish_capture()
-            if self.stop_when_done:
-                raise StopScript
+        if self.state != "captured" or pending is None:
+            return
+        step = pending.capture.step
+        with self.switches.busy_now():
+            if step.inside is optimizer:
+                step.before_step(optimizer)  # "before" is what the closure's first forward used
+            ours = step.after_step(optimizer)
+            done = ours and step.remaining() == 0
+        if done:
+            self._finish_capture(stop=True)
 
     # -- finishing ----------------------------------------------------------------
 
-    def _finish_capture(self) -> None:
+    def _finish_capture(self, stop: bool = False) -> None:
+        """Build the trace of the captured step; with ``stop``, then stop the script if asked to."""
         if self._pending is None:
             return
         with self.switches.busy_now():
@@ -305,6 +327,8 @@ class Session:
         self.result.losses = self.losses
         self._pending = None
         self.state = "done"
+        if stop and self.stop_when_done:
+            raise StopScript
 
     def finish(self, namespace: dict[str, Any] | None = None) -> Trace:
         """Complete the trace once the script (or ``with`` block) has ended.
@@ -334,7 +358,7 @@ class Session:
             root = target
         else:
             root, made, names.tensors = replay(
-                target, names.tensors, records, self.switches, self.tracker.stack, self.active
+                target, names.tensors, records, self.switches, self.tracker, self.active
             )
         notes: list[Note] = []
         if made:
@@ -352,26 +376,3 @@ class Session:
         result.losses = self.losses
         self.state = "done"
         return result
-
-
-def _retains_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Did this backward call keep its graph (``retain_graph=True`` or ``create_graph=True``)?"""
-    # The same positions for Tensor.backward(self, gradient, retain_graph, create_graph)
-    # and torch.autograd.backward(tensors, grad_tensors, retain_graph, create_graph).
-    retain = args[2] if len(args) > 2 else kwargs.get("retain_graph")
-    create = args[3] if len(args) > 3 else kwargs.get("create_graph", False)
-    return bool(create if retain is None else retain)
-
-
-def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> tuple[torch.Tensor | None, Any]:
-    if kind == "method":
-        root = args[0]
-        gradient = args[1] if len(args) > 1 else kwargs.get("gradient")
-        return root, gradient
-    tensors = args[0] if args else kwargs.get("tensors")
-    grads = args[1] if len(args) > 1 else kwargs.get("grad_tensors")
-    if isinstance(tensors, torch.Tensor):
-        return tensors, grads if isinstance(grads, torch.Tensor) else (grads[0] if grads else None)
-    if isinstance(tensors, (list, tuple)) and len(tensors) == 1:
-        return tensors[0], (grads[0] if grads else None)
-    return None, None
