@@ -80,7 +80,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "the_loss": "the loss",
         "note_replayed": "The script never calls backward(): explain-graph made {made} require grad "
         "and back-propagated from {root} for this trace.",
-        "note_no_backward": "The script never calls backward(): explain-graph back-propagated from {root}.",
+        "note_no_backward": "The script never calls backward(): explain-graph back-propagated from {root} "
+        "(keeping its graph, and leaving every .grad as it was).",
         "note_accumulated": "{names} already held gradients from an earlier backward() (no zero_grad() in "
         "between), so after this one they hold the sum; the diagram shows the gradient of this backward() alone.",
         "note_grads_changed": "{names} changed between backward() and optimizer.step() (e.g. gradient "
@@ -103,6 +104,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "note_more_backward": "{n} more backward() call(s) added to these gradients before the optimizer step "
         "(a second loss, or gradient accumulation): the update used the sum; the diagram shows the gradients of "
         "this backward() alone.",
+        "note_replayed_params": "{root} was computed without a graph (torch.no_grad() or inference_mode()): "
+        "explain-graph computed it again from the same parameters, data and random draws (dropout masks), and "
+        "back-propagated from it; the parameters' .grad were left as they were.",
+        "note_replay_differs": "The replay could not reproduce everything ({names}): it computed {replay}, the "
+        "script {script}.",
+        "note_stop_caught": "At {where} the script caught explain-graph's stop signal (a bare `except:` or "
+        "`except BaseException:` around the step) and ran on; the trace was already complete.",
         "note_closure": "The optimizer evaluated its closure {n} times in this step (LBFGS): the diagram shows "
         "the first evaluation's forward and backward pass, and the update the whole step made.",
         "intended_inf": "{what}: set on purpose (a mask), not an error",
@@ -177,7 +185,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "the_loss": "손실",
         "note_replayed": "스크립트가 backward()를 호출하지 않아, explain-graph가 이 추적을 위해 {made}에 "
         "requires_grad를 켜고 {root}에서 역전파했습니다.",
-        "note_no_backward": "스크립트가 backward()를 호출하지 않아, explain-graph가 {root}에서 역전파했습니다.",
+        "note_no_backward": "스크립트가 backward()를 호출하지 않아, explain-graph가 {root}에서 역전파했습니다"
+        "(그래프는 유지하고 .grad는 그대로 둠).",
         "note_accumulated": "{names}에는 이전 backward()의 기울기가 남아 있었습니다(그 사이에 zero_grad() 없음). "
         "그래서 이번 backward() 뒤에는 합이 들어 있고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
         "note_grads_changed": "{names}가 backward()와 optimizer.step() 사이에 바뀌었습니다(예: 기울기 클리핑). "
@@ -199,6 +208,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "sparse": "희소 텐서, 0이 아닌 값 {n}개",
         "note_more_backward": "옵티마이저 스텝 전에 backward() 호출 {n}번이 이 기울기에 더해졌습니다(두 번째 손실 또는 "
         "기울기 누적). 업데이트는 그 합을 썼고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
+        "note_replayed_params": "{root}는 그래프 없이 계산되었습니다(torch.no_grad() 또는 inference_mode()). "
+        "explain-graph가 같은 파라미터, 데이터, 난수(드롭아웃 마스크)로 다시 계산해 역전파했고, 파라미터의 .grad는 "
+        "그대로 두었습니다.",
+        "note_replay_differs": "다시 계산하며 모두 재현하지는 못했습니다({names}): 재계산 값 {replay}, 스크립트의 값 "
+        "{script}.",
+        "note_stop_caught": "{where}에서 스크립트가 explain-graph의 중지 신호를 잡고(스텝을 감싼 `except:` 또는 "
+        "`except BaseException:`) 계속 실행했습니다. 추적은 이미 끝난 뒤였습니다.",
         "note_closure": "옵티마이저가 이 스텝에서 클로저를 {n}번 평가했습니다(LBFGS). 그림은 첫 평가의 순전파와 "
         "역전파, 그리고 스텝 전체가 만든 업데이트를 보여 줍니다.",
         "intended_inf": "{what}: 의도한 값(마스크), 오류 아님",

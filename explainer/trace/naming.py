@@ -29,6 +29,7 @@ __all__ = [
     "names_in_frames",
     "natural_key",
     "prefixes",
+    "user_line",
 ]
 
 ModuleNames = dict[int, tuple[str, torch.nn.Module]]
@@ -109,6 +110,15 @@ def is_user_file(filename: str) -> bool:
         # A notebook kernel or a test importing the user's module still counts.
         return False
     return not any(path.startswith(d + os.sep) for d in _STDLIB_DIRS)
+
+
+def user_line(frame: types.FrameType | None) -> str:
+    """``train.py:42``: the innermost line of the user's code on the stack (empty if none)."""
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
 
 
 def names_in_frames(frame: types.FrameType | None) -> tuple[dict[int, str], ModuleNames]:

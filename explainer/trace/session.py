@@ -25,18 +25,24 @@ from torch.optim.optimizer import (
 )
 from torch.utils.hooks import RemovableHandle
 
-from ..errors import NoLossError, NonScalarLossError, StepNotReachedError
+from ..errors import (
+    BackwardElsewhereError,
+    NoLossError,
+    NonScalarLossError,
+    StepNotReachedError,
+)
 from .blocks import LightBlocks
 from .calls import BackwardCall, closure_of, read_backward_call
 from .capture import Capture
 from .internals import next_sequence_nr
 from .model import DEFAULT_KEEP_ELEMENTS, Note, RecordOptions, Trace
 from .modes import Modes, Switches
-from .naming import Names, names_in_frames
+from .naming import Names, names_in_frames, user_line
 from .pending import Pending
 from .records import Records
-from .replay import choose_loss, replay
+from .threads import OtherThreads
 from .tracker import ModuleTracker
+from .without import explain_without_backward
 
 __all__ = ["Pending", "Session", "StopScript"]
 
@@ -78,7 +84,8 @@ class Session:
         self.keep = keep_elements
         self.switches = Switches()
         self.modes = Modes(self.switches, self)
-        self.tracker = ModuleTracker(self._module_enter, self._module_leave)
+        self.threads = OtherThreads()
+        self.tracker = ModuleTracker(self._module_enter, self._module_leave, self.threads.is_traced)
         self.blocks = LightBlocks(record or RecordOptions(), keep_elements)
         self.records = Records(keep_elements)
         self.backward_calls = 0
@@ -89,6 +96,8 @@ class Session:
         self._in_backward = False
         self._in_optimizer = False
         self._stepping: list[torch.optim.Optimizer] = []  # closure steps running now (LBFGS)
+        self._stopped_at: str | None = None  # where the script was stopped (file:line)
+        self._caught_at: str | None = None  # where it caught that and ran on
         self._optimizer_hooks: list[RemovableHandle] = []
 
     # -- installation ---------------------------------------------------------
@@ -102,7 +111,7 @@ class Session:
             register_optimizer_step_post_hook(self._opt_post),
         ]
         try:
-            with self.modes.on():
+            with self.threads.watched(), self.modes.on():
                 try:
                     yield self
                 finally:
@@ -121,6 +130,7 @@ class Session:
     def _module_enter(self, module: torch.nn.Module, args: Any) -> None:
         stack = self.tracker.stack
         if not stack:
+            self._stopped_already()
             if self._pending is not None and self._pending.capture.step.optimizers and not self._stepping:
                 # The next forward begins after an update: every optimizer that will update
                 # this step's parameters has stepped.
@@ -164,10 +174,14 @@ class Session:
         self.modes.step_back()
         self.blocks.running_at = None
 
-    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        """The recorder saw an op of the script's."""
+    def record(
+        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, rng: Any = None,
+        versions: tuple[int, ...] = (),
+    ) -> None:
+        """The recorder saw an op of the script's (``rng``: a random op's generator state;
+        ``versions``: its tensor arguments' version counters before it ran)."""
         tracker = self.tracker
-        self.records.add(func, args, kwargs, out, tracker.frozen, self.switches.call, tracker.numbers)
+        self.records.add(func, args, kwargs, out, tracker.frozen, self.switches.call, tracker.numbers, rng, versions)
 
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
         """Keep what an in-place op is about to overwrite (`Records.note_mutation`)."""
@@ -183,6 +197,7 @@ class Session:
 
     def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
         """The interceptor saw a backward call (``kind``: "method" or "function")."""
+        self._stopped_already()
         if self._in_backward:
             # A backward inside a backward (a reentrant checkpoint recomputing its block):
             # part of the one being run, not a call of the script's.
@@ -284,6 +299,9 @@ class Session:
     # -- optimizer ----------------------------------------------------------------
 
     def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self.threads.is_traced():
+            return
+        self._stopped_already()
         if closure_of(args, kwargs) is not None:
             # LBFGS and other closure optimizers: the closure's forward and backward run
             # inside the step, and are recorded like any other.
@@ -298,6 +316,8 @@ class Session:
                 pending.capture.step.before_step(optimizer)
 
     def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self.threads.is_traced():
+            return
         if self._stepping and self._stepping[-1] is optimizer:
             self._stepping.pop()
         if self._in_optimizer:
@@ -328,51 +348,45 @@ class Session:
         self._pending = None
         self.state = "done"
         if stop and self.stop_when_done:
-            raise StopScript
+            self._stop()
+
+    def _stop(self) -> None:
+        """Stop the script (`StopScript`). Called again, the script caught the first one
+        (a bare ``except:`` around the step) and ran on: noted, and stopped again."""
+        where = user_line(sys._getframe(1))
+        if self._stopped_at is None:
+            self._stopped_at = where
+        elif self._caught_at is None:
+            self._caught_at = self._stopped_at
+            if self.result is not None:
+                self.result.notes.append(Note("note_stop_caught", {"where": self._caught_at}))
+        raise StopScript
+
+    def _stopped_already(self) -> None:
+        """The script runs on after it was stopped: stop it again."""
+        if self.state == "done" and self._stopped_at is not None:
+            self._stop()
 
     def finish(self, namespace: dict[str, Any] | None = None) -> Trace:
         """Complete the trace once the script (or ``with`` block) has ended.
 
         If no backward call was captured, explain the final scalar loss instead:
-        ``namespace['loss']`` when it is a tensor, else the last scalar the forward
-        computed; float leaves it depends on are made to require grad for the trace
-        (`explainer.trace.replay`).
+        ``namespace['loss']`` when it is a tensor the traced code computed, else the
+        last scalar the forward computed (`_explain_without_backward`).
         """
         if self.state == "captured":
             self._finish_capture()
         if self.result is not None:
             self.result.losses = self.losses
             return self.result
+        if self.backward_calls == 0 and self.threads.backward_calls:
+            raise BackwardElsewhereError(
+                f"backward() ran only in another thread: {self.threads.describe()}; explain-graph traces the "
+                "thread that runs the script: call the training step from the main thread to explain it"
+            )
         if self.backward_calls:
             raise StepNotReachedError(
                 f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
                 f"use --step {self.backward_calls} or lower"
             )
-        return self._explain_without_backward(namespace or {})
-
-    def _explain_without_backward(self, namespace: dict[str, Any]) -> Trace:
-        records = self.records
-        target, names = choose_loss(namespace, records)
-        made: list[str] = []
-        if target.grad_fn is not None or target.requires_grad:
-            root = target
-        else:
-            root, made, names.tensors = replay(
-                target, names.tensors, records, self.switches, self.tracker, self.active
-            )
-        notes: list[Note] = []
-        if made:
-            notes.append(Note("note_replayed", {"made": ", ".join(made), "root": names.tensors.get(id(root), "")}))
-        elif self.backward_calls == 0:
-            notes.append(Note("note_no_backward", {"root": names.tensors.get(id(root), "")}))
-        with self.active():
-            self.switches.recording = False
-            with self.switches.busy_now():
-                pending = self.prepare(root, None, names, notes)
-            self.run_captured(pending, root.backward)
-            with self.switches.busy_now():
-                result = pending.build(self.step)
-        self.result = result
-        result.losses = self.losses
-        self.state = "done"
-        return result
+        return explain_without_backward(self, namespace or {})

@@ -40,13 +40,18 @@ class ModuleTracker:
     leave
         Called with ``(module, output, start)`` before it leaves: ``start`` is the
         sequence number the call began at.
+    traced
+        Is the current thread the traced one? Module hooks run in every thread; calls
+        in the others are not the traced forward's.
     """
 
     def __init__(
         self,
         enter: Callable[[torch.nn.Module, Any], None],
         leave: Callable[[torch.nn.Module, Any, int], None],
+        traced: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._traced = traced
         self.stack: list[torch.nn.Module] = []
         #: ``stack`` as a tuple, and each of its modules' call number, made when it changes:
         #: every op of one call shares them
@@ -73,6 +78,8 @@ class ModuleTracker:
         self._handles = []
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        if not self._traced():
+            return
         self._enter(module, args)
         n = self._counts.get(id(module), 0) + 1
         self._counts[id(module)] = n
@@ -84,7 +91,7 @@ class ModuleTracker:
     def post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         """The forward hook; also called by a light block's own hook, the global ones being off."""
         stack = self.stack
-        if not stack or stack[-1] is not module:
+        if not stack or stack[-1] is not module or not self._traced():
             return
         start = self._starts.pop()
         self._leave(module, output, start)

@@ -180,16 +180,15 @@ def _manual_lr(updates: dict[int, ParamUpdate], leaf_grads: dict[int, TensorValu
     rates = []
     for k, upd in updates.items():
         g = leaf_grads.get(k)
-        arrays = [_numbers(v) for v in (g, upd.before, upd.after)] if g is not None else [None]
-        if any(a is None for a in arrays):
-            return None
-        grad, before, after = arrays  # all entries, or a large tensor's first ones
-        step = before - after  # type: ignore[operator]
-        denom = float(np.sum(grad * grad))  # type: ignore[operator]
+        grad, before, after = _numbers(g), _numbers(upd.before), _numbers(upd.after)
+        if grad is None or before is None or after is None:
+            return None  # all entries compared, or a large tensor's first ones
+        step = before - after
+        denom = float(np.sum(grad * grad))
         if denom == 0.0 or not math.isfinite(denom):
             return None
         lr = float(np.sum(step * grad)) / denom
-        scale = float(np.max(np.abs(before))) + float(np.max(np.abs(step)))  # type: ignore[arg-type]
+        scale = float(np.max(np.abs(before))) + float(np.max(np.abs(step)))
         if not np.allclose(step, lr * grad, rtol=1e-3, atol=1e-6 * scale):
             return None
         rates.append(lr)
