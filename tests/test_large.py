@@ -427,7 +427,8 @@ def test_every_note_reads_in_both_languages() -> None:
     from explainer.trace import Note
 
     params = {"made": "pred", "root": "loss", "names": "w.grad", "count": 24,
-              "span": "model.layers.0 … 23", "first": "model.layers.0", "n": 2}
+              "span": "model.layers.0 … 23", "first": "model.layers.0", "n": 2, "script": 1.5, "replay": 1.5,
+              "where": "train.py:7"}
     keys = [k for k in STRINGS["en"] if k.startswith("note_")]
     assert len(keys) >= 8
     for key in keys:

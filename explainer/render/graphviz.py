@@ -9,6 +9,7 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ LR_MAX_DEPTH = 8
 #: beyond, the depth rule above decides.
 PAGE_ASPECT = 16 / 9
 CHOOSE_RANKDIR_MAX_NODES = 100
+#: A diagram longer than this many times its width is a strip (`page_rankdir`).
+MAX_STRIP = 3.0
 #: Above this many nodes, edge gradients are drawn as ``xlabel`` (placed after the
 #: layout) rather than ``label`` (which ``dot`` lays out as extra nodes): on a
 #: 1,355-node Transformer that is ~2.7x faster, at the price of looser placement.
@@ -264,6 +267,21 @@ def _clusters(g: nx.DiGraph) -> tuple[dict[str, list[str]], dict[str, list[str]]
     return members, children, roots
 
 
+def _beside(g: nx.DiGraph, inside: list[str]) -> list[tuple[str, str]]:
+    """(parameter, the op using it) pairs of one module frame, drawn side by side: a
+    parameter on the rank before its op would add a rank per layer, and a stack of
+    layers would come out as a staircase twice as long as its ops."""
+    here = set(inside)
+    pairs = []
+    for nid in inside:
+        if g.nodes[nid]["kind"] not in ("param", "buffer"):
+            continue
+        users = [w for w in g.successors(nid) if w in here and g.nodes[w]["kind"] == "op"]
+        if len(users) == 1 and g.in_degree(nid) == 0:
+            pairs.append((nid, users[0]))
+    return pairs
+
+
 def _path_prefixes(path: str) -> list[str]:
     parts = path.split(".")
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
@@ -323,8 +341,11 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
             f"{indent}  label={_q(label)}; style=\"rounded,dashed\"; color={_q(theme.cluster)}; "
             f"fontcolor={_q(theme.muted)}; fontsize={theme.small_size:g}; labeljust=l;"
         )
-        for nid in members.get(key, []):
+        inside = members.get(key, [])
+        for nid in inside:
             emit_node(nid, indent + "  ")
+        for pair in _beside(g, inside):
+            lines.append(f"{indent}  {{rank=same; {_q(pair[0])}; {_q(pair[1])};}}")
         for child in children.get(key, []):
             emit_cluster(child, indent + "  ")
         lines.append(f"{indent}}}")
@@ -375,6 +396,28 @@ def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> s
     return best
 
 
+def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:
+    """The direction in which the diagram (legend and title included) fits a 16:9 page best.
+
+    Both are laid out. A strip (longer than `MAX_STRIP` times its width) loses to a shape
+    that is none; otherwise the one drawn larger on the page wins, and when the two are
+    within 10% (a long chain: as wide one way as tall the other), the one whose shape is
+    nearer 16:9, which leaves less of the page empty.
+    """
+    sizes = {}
+    for rankdir in ("LR", "TB"):
+        lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir)))
+        w, h = max(lay.width, 1.0), max(lay.height, 1.0)
+        strip = max(w / h, h / w) > MAX_STRIP
+        sizes[rankdir] = (strip, min(PAGE_ASPECT / w, 1.0 / h), abs(math.log((w / h) / PAGE_ASPECT)))
+    (lr_strip, lr_scale, lr_off), (tb_strip, tb_scale, tb_off) = sizes["LR"], sizes["TB"]
+    if lr_strip != tb_strip:
+        return "TB" if lr_strip else "LR"
+    if abs(lr_scale - tb_scale) <= 0.1 * max(lr_scale, tb_scale):
+        return "LR" if lr_off <= tb_off else "TB"
+    return "LR" if lr_scale > tb_scale else "TB"
+
+
 _SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[^"]*"')
 _SVG_SCALE = re.compile(r'transform="scale\(([\d.]+) ([\d.]+)\)')
 
@@ -414,7 +457,7 @@ def render_static(
     """
     opts = opts or DiagramOptions()
     if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
-        opts = replace(opts, rankdir=frame_rankdir(g, opts, aspect=PAGE_ASPECT))
+        opts = replace(opts, rankdir=page_rankdir(g, opts))
     source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
     layout = run_dot(source, paths, positions=positions)

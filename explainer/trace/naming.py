@@ -19,6 +19,7 @@ from .internals import buffers_of, is_aten_op, parameters_of
 from .tracker import ModuleStack
 
 __all__ = [
+    "SAME_VALUE",
     "ModuleNames",
     "Names",
     "collect_names",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 ModuleNames = dict[int, tuple[str, torch.nn.Module]]
+
+#: Tuples up to this long in the user's scope name their tensors (``hidden[0]``).
+_ELEMENTS_NAMED = 8
 
 
 # --------------------------------------------------------------------------- ops
@@ -169,6 +173,11 @@ def collect_names(scope: dict[str, Any], tensors: dict[int, str], modules: Modul
             tensors.setdefault(id(obj), name)
         elif isinstance(obj, torch.nn.Module):
             modules.setdefault(id(obj), (name, obj))
+        elif isinstance(obj, tuple) and len(obj) <= _ELEMENTS_NAMED:
+            # An LSTM's hidden state (h, c), a batch (x, y): each tensor by its place.
+            for i, item in enumerate(obj):
+                if isinstance(item, torch.Tensor):
+                    tensors.setdefault(id(item), f"{name}[{i}]")
 
 
 # --------------------------------------------------------------------------- module paths
@@ -280,6 +289,13 @@ def natural_key(path: str) -> tuple[Any, ...]:
 
 # --------------------------------------------------------------------------- indexed data
 
+#: Ops whose output has the input's values (a copy, a contiguous copy, an alias): data they
+#: make is drawn as the data they copied.
+SAME_VALUE = frozenset({"clone", "alias", "detach", "lift_fresh", "contiguous"})
+#: Ops that make a tensor from nothing: a part of one is named ``zeros[0]``.
+_FACTORIES = frozenset({"zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "full_like", "new_zeros",
+                        "new_ones", "new_full", "new_empty",
+                        "empty_like", "eye", "linspace"})
 #: Ops that take part of a tensor: their outputs are named ``x[:, 3]`` after the tensor.
 _INDEX_OPS = frozenset({"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias"})
 
@@ -307,16 +323,20 @@ def _index_path(
     if hit is None or depth > 6:
         return None
     rec, j = hit
-    if rec.emptied or rec.func is None or friendly_op(rec.func) not in _INDEX_OPS:
+    if rec.emptied or rec.func is None:
         return None
+    op = friendly_op(rec.func)
     args = rec.args
-    if not args or not isinstance(args[0], torch.Tensor):
+    if op in _FACTORIES and depth > 0:  # zeros[0]: a part of an unnamed tensor torch.zeros made
+        return op, [":"] * t.dim(), list(range(t.dim()))
+    if op not in _INDEX_OPS and op not in SAME_VALUE or not args or not isinstance(args[0], torch.Tensor):
         return None
+    if op in SAME_VALUE:
+        return None if args[0] is t else _index_path(args[0], names, produced, depth + 1)
     base = _index_path(args[0], names, produced, depth + 1)
     if base is None:
         return None
     name, items, dims = base[0], list(base[1]), list(base[2])
-    op = friendly_op(rec.func)
 
     def arg(i: int, key: str, default: Any) -> Any:
         return args[i] if len(args) > i else rec.kwargs.get(key, default)

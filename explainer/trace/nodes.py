@@ -16,7 +16,7 @@ from .capture import CONST_DEPTH
 from .index import Indexed
 from .internals import is_custom_function, is_random, output_meta, sequence_nr
 from .model import TraceEdge, TraceNode
-from .naming import Names, friendly_op, indexed_name
+from .naming import SAME_VALUE, Names, friendly_op, indexed_name
 from .records import OpRecord, scalar_args, strengthen, tensors_in
 from .snapshots import dtype_name, snapshot
 from .tracker import ModuleStack
@@ -75,7 +75,7 @@ class GraphBuilder:
             if rec is not None and not is_custom_function(ix.fn_nodes[k]):
                 for pos, (a, version) in enumerate(zip(tensors_in((rec.args, rec.kwargs)), rec.versions)):
                     if not a.requires_grad and a.grad_fn is None:
-                        const_args.append((pos, a, version))
+                        const_args.append((pos, *self._copied_from(a, version)))
                 for _, a, version in const_args:
                     self._add_const(a, version)
             key = self._add_op(k, rec)
@@ -206,6 +206,22 @@ class GraphBuilder:
         for pos, src in sources:
             self._add_edge(src, key, pos, None, 0, False)
         return key
+
+    def _copied_from(self, t: torch.Tensor, version: int) -> tuple[torch.Tensor, int]:
+        """The data a copy was made of (``clone``, ``contiguous``, ``detach``), as that copy saw
+        it: drawn once, as itself, rather than as a chain of copies."""
+        for _ in range(CONST_DEPTH):
+            if id(t) in self.names.tensors or id(t) in self.names.buffers:
+                break  # the script's own name for it wins
+            hit = self.ix.capture.produced.get(id(t))
+            if hit is None or hit[0].emptied or friendly_op(hit[0].func) not in SAME_VALUE:
+                break
+            rec = hit[0]
+            src = rec.args[0] if rec.args else None
+            if not isinstance(src, torch.Tensor) or src.requires_grad or src.grad_fn is not None or not rec.versions:
+                break
+            t, version = src, rec.versions[0]
+        return t, version
 
     def _leads_to_data(self, rec: OpRecord, depth: int) -> bool:
         """Did this op compute its output from data the script named (within `CONST_DEPTH` ops)?
