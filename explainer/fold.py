@@ -13,7 +13,9 @@ smaller graph with the same schema comes out, so every renderer can draw either.
   with its count; its parameters join that node, or stay visible when the calls
   stay apart.
 * `fold_for_display` picks the depth automatically when the graph has more than
-  ``max_nodes`` nodes (or uses the one asked for) and says how to open it again.
+  ``max_nodes`` nodes (or uses the one asked for) and says how to open it again. When
+  even depth 0 leaves more than twice ``max_nodes`` (a graph with no modules to fold),
+  it caps the view (`explainer.cap`): the nodes nearest the loss, and one box for the rest.
 
 The blocks listed in the graph's ``light`` attribute (a large model's repeated
 blocks, traced by their outputs only) stay folded at any depth unless an ``expand``
@@ -64,23 +66,23 @@ do not assume the folded graph is acyclic.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
+from .cap import cap
 from .defaults import DEFAULT_MAX_NODES
 from .errors import FoldError
 from .repeats import (
     INDEXED,
     acyclic_runs,
     call_path,
+    merged_edge,
     repeated_runs,
     stacked_inputs,
     stacked_node,
 )
-from .values import _py_number
 
 # DEFAULT_MAX_NODES: about what one slide holds readably (a 77-node ResNet view is five
 # slides tall), and ``dot`` needs well under a second.
@@ -113,6 +115,7 @@ class FoldResult:
     auto: bool = False
     suggestion: str | None = None  # a module path worth expanding
     expand: tuple[str, ...] = field(default_factory=tuple)
+    capped: int = 0  # nodes drawn as one box because folding could not make the view small (`explainer.cap`)
 
     @property
     def nodes(self) -> int:
@@ -120,13 +123,20 @@ class FoldResult:
 
     @property
     def folded(self) -> bool:
-        return self.depth is not None and self.nodes < self.full_nodes
+        return (self.depth is not None or self.capped > 0) and self.nodes < self.full_nodes
 
     @property
     def message(self) -> str | None:
         """One line for the terminal: what was folded and how to open it."""
         if not self.folded:
             return None
+        if self.capped:
+            return (
+                f"too large to draw readably ({self.full_nodes:,} nodes, no modules to fold them into): the diagram "
+                f"shows the {self.nodes - 1:,} nodes nearest the loss and {self.capped:,} earlier ones as one box "
+                "(graph.json has them all; --max-nodes 0 draws everything)"
+            )
+        assert self.depth is not None
         how = f"use --depth {self.depth + 1}"
         if self.suggestion:
             how += f" or --expand {self.suggestion}"
@@ -164,41 +174,6 @@ def _label(path: str) -> str:
     if len(parts) >= 2 and parts[-1].isdigit():
         return ".".join(parts[-2:])
     return parts[-1]
-
-
-def _decode(v: Any) -> np.ndarray | None:
-    """A JSON value (number or nested lists) as an array; None for summaries and nulls."""
-    if v is None or isinstance(v, dict):
-        return None
-
-    def conv(x: Any) -> Any:
-        if isinstance(x, list):
-            return [conv(e) for e in x]
-        return float(x)
-
-    return np.asarray(conv(v), dtype=np.float64)
-
-
-def _encode(a: np.ndarray) -> Any:
-    if a.ndim == 0:
-        return _py_number(a.reshape(-1)[0])
-    return [_encode(sub) for sub in a]
-
-
-def _sum_grads(grads: list[Any], dtype: str) -> Any:
-    """The sum of JSON gradients, in the tensor's dtype (as autograd adds them); None if unknown."""
-    arrays = [_decode(v) for v in grads]
-    if any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:  # type: ignore[union-attr]
-        return None
-    try:
-        np_dtype = np.dtype(dtype) if dtype.startswith("float") else np.dtype(np.float64)
-    except TypeError:
-        np_dtype = np.dtype(np.float64)
-    total = arrays[0].astype(np_dtype)  # type: ignore[union-attr]
-    with np.errstate(all="ignore"):
-        for a in arrays[1:]:
-            total = total + a.astype(np_dtype)  # type: ignore[union-attr]
-    return _encode(total)
 
 
 # --------------------------------------------------------------------------- folding
@@ -324,7 +299,7 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
         if ru != rv:
             crossing.setdefault((ru, rv), []).append((u, v, d))
     for (ru, rv), es in sorted(crossing.items(), key=lambda kv: (pos[members_of[kv[0][1]][0]], pos[members_of[kv[0][0]][0]])):
-        out.add_edge(ru, rv, **_merged_edge(g, es))
+        out.add_edge(ru, rv, **merged_edge(g, es))
 
     # 5. Backward order, compressed to the visible nodes.
     order: list[str] = []
@@ -401,43 +376,6 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
     }
 
 
-def _merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
-    if len(es) == 1:
-        u, v, d = es[0]
-        attrs = dict(d)
-        attrs["_flowed"] = d.get("grad") is not None or d.get("backward_step") is not None
-        attrs["folded"] = 1
-        return attrs
-    flowing = [(u, d) for u, _, d in es if d.get("grad") is not None or d.get("backward_step") is not None]
-    grad = None
-    sources = {(u, d.get("output_nr", 0)) for u, d in flowing}
-    if len(flowing) == 1:
-        grad = flowing[0][1].get("grad")
-    elif len(sources) == 1 and flowing:
-        # One tensor used several times inside the folded side: autograd adds these up.
-        u = flowing[0][0]
-        grad = _sum_grads([d.get("grad") for _, d in flowing], g.nodes[u].get("dtype", ""))
-        if grad is None:
-            # Summaries (or gradients not recorded) cannot be added up; but when every use
-            # of the tensor a gradient came back from is inside this edge, their sum is
-            # exactly the source node's gradient.
-            uses = [
-                w
-                for w in g.successors(u)
-                if g.edges[u, w].get("grad") is not None or g.edges[u, w].get("backward_step") is not None
-            ]
-            if len(uses) == len(flowing):
-                grad = g.nodes[u].get("grad")
-    return {
-        "grad": grad,
-        "slots": sorted({s for _, _, d in es for s in d.get("slots", [])}) or [0],
-        "output_nr": min(d.get("output_nr", 0) for _, _, d in es),
-        "backward_step": None,
-        "_flowed": bool(flowing),
-        "folded": len(es),
-    }
-
-
 # --------------------------------------------------------------------------- choosing a view
 
 
@@ -470,8 +408,20 @@ def fold_for_display(g: nx.DiGraph, options: FoldOptions | None = None) -> FoldR
             if candidate.number_of_nodes() <= options.max_nodes:
                 depth, view = d, candidate
     if view.number_of_nodes() == n and depth >= deepest:
-        return FoldResult(g, None, n, expand=options.expand)
-    return FoldResult(view, depth, n, auto=auto, suggestion=_suggestion(view), expand=options.expand)
+        return _capped(FoldResult(g, None, n, expand=options.expand), options)
+    return _capped(FoldResult(view, depth, n, auto=auto, suggestion=_suggestion(view), expand=options.expand), options)
+
+
+#: A view still more than this many times ``max_nodes`` after folding is capped (`explainer.cap`).
+CAP_FACTOR = 2
+
+
+def _capped(result: FoldResult, options: FoldOptions) -> FoldResult:
+    """``result``, or its view capped when folding left it too large to draw (automatic views only)."""
+    if options.depth is not None or options.expand or result.nodes <= CAP_FACTOR * options.max_nodes:
+        return result
+    view = cap(result.graph, options.max_nodes)
+    return replace(result, graph=view, capped=view.graph.get("fold", {}).get("capped", 0))
 
 
 def _suggestion(view: nx.DiGraph) -> str | None:

@@ -60,7 +60,7 @@ from .defaults import DEFAULT_MAX_ELEMENTS
 from .errors import SchemaError
 from .text import note_text
 from .trace.model import Trace
-from .values import TensorValue, _py_number
+from .values import TensorValue, json_number
 
 SCHEMA = "explain-graph/1"
 
@@ -91,7 +91,7 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
         optimizer=(
             {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
         ),
-        losses=[_py_number(x) for x in trace.losses],
+        losses=[json_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=[note_text({"key": n.key, "params": n.params}) for n in trace.notes],
         note_data=[{"key": n.key, "params": dict(n.params)} for n in trace.notes],

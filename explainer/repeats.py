@@ -1,4 +1,4 @@
-"""Runs of repeated blocks and calls, and stacks of inputs, for the folded views (`explainer.fold`).
+"""Runs of repeated blocks and calls, stacks of inputs and merged edges, for the folded views (`explainer.fold`).
 
 Pure functions over the graph model and the folding's groups: a group key is a module
 path (``model.layers.3``) or a call of a module run several times (``model.encoder#3``),
@@ -11,8 +11,11 @@ import re
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
-__all__ = ["INDEXED", "acyclic_runs", "call_path", "repeated_runs", "stacked_inputs", "stacked_node"]
+from .values import json_number
+
+__all__ = ["INDEXED", "acyclic_runs", "call_path", "merged_edge", "repeated_runs", "stacked_inputs", "stacked_node"]
 
 #: A sibling block (``layers.3``) or a call of a module run several times (``encoder#3``).
 INDEXED = re.compile(r"^(?P<base>.+?)(?P<sep>[.#])(?P<index>\d+)$")
@@ -139,3 +142,77 @@ def stacked_node(g: nx.DiGraph, members: list[str]) -> dict[str, Any]:
                  members=list(members), folded=len(members))
     return attrs
 
+
+def _decode(v: Any) -> np.ndarray | None:
+    """A JSON value (number or nested lists) as an array; None for summaries and nulls."""
+    if v is None or isinstance(v, dict):
+        return None
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, list):
+            return [conv(e) for e in x]
+        return float(x)
+
+    return np.asarray(conv(v), dtype=np.float64)
+
+
+def _encode(a: np.ndarray) -> Any:
+    if a.ndim == 0:
+        return json_number(a.reshape(-1)[0])
+    return [_encode(sub) for sub in a]
+
+
+def _sum_grads(grads: list[Any], dtype: str) -> Any:
+    """The sum of JSON gradients, in the tensor's dtype (as autograd adds them); None if unknown."""
+    arrays = [_decode(v) for v in grads]
+    if any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:  # type: ignore[union-attr]
+        return None
+    try:
+        np_dtype = np.dtype(dtype) if dtype.startswith("float") else np.dtype(np.float64)
+    except TypeError:
+        np_dtype = np.dtype(np.float64)
+    total = arrays[0].astype(np_dtype)  # type: ignore[union-attr]
+    with np.errstate(all="ignore"):
+        for a in arrays[1:]:
+            total = total + a.astype(np_dtype)  # type: ignore[union-attr]
+    return _encode(total)
+
+
+def merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """One edge standing for the edges ``es`` between two sides of a folded view: the
+    gradient that flowed along them where it is one tensor's (summed over its uses),
+    else null; ``_flowed`` says whether any gradient flowed (the caller pops it)."""
+    if len(es) == 1:
+        u, _, d = es[0]
+        attrs = dict(d)
+        attrs["_flowed"] = d.get("grad") is not None or d.get("backward_step") is not None
+        attrs["folded"] = 1
+        return attrs
+    flowing = [(u, d) for u, _, d in es if d.get("grad") is not None or d.get("backward_step") is not None]
+    grad = None
+    sources = {(u, d.get("output_nr", 0)) for u, d in flowing}
+    if len(flowing) == 1:
+        grad = flowing[0][1].get("grad")
+    elif len(sources) == 1 and flowing:
+        # One tensor used several times inside the folded side: autograd adds these up.
+        u = flowing[0][0]
+        grad = _sum_grads([d.get("grad") for _, d in flowing], g.nodes[u].get("dtype", ""))
+        if grad is None:
+            # Summaries (or gradients not recorded) cannot be added up; but when every use
+            # of the tensor a gradient came back from is inside this edge, their sum is
+            # exactly the source node's gradient.
+            uses = [
+                w
+                for w in g.successors(u)
+                if g.edges[u, w].get("grad") is not None or g.edges[u, w].get("backward_step") is not None
+            ]
+            if len(uses) == len(flowing):
+                grad = g.nodes[u].get("grad")
+    return {
+        "grad": grad,
+        "slots": sorted({s for _, _, d in es for s in d.get("slots", [])}) or [0],
+        "output_nr": min(d.get("output_nr", 0) for _, _, d in es),
+        "backward_step": None,
+        "_flowed": bool(flowing),
+        "folded": len(es),
+    }

@@ -101,6 +101,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "waiting": "another explain-graph run is writing into {folder}: waiting for it to finish",
         "skipped_ipython": "IPython lines were skipped, never run: {lines}",
         "sparse": "sparse, {n} nonzeros",
+        "capped": "the {shown} nodes nearest the loss of {full}, the earlier ones as one box; --max-nodes 0 draws all",
         "note_more_backward": "{n} more backward() call(s) added to these gradients before the optimizer step "
         "(a second loss, or gradient accumulation): the update used the sum; the diagram shows the gradients of "
         "this backward() alone.",
@@ -206,6 +207,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "waiting": "다른 explain-graph 실행이 {folder}에 쓰는 중입니다: 끝날 때까지 기다립니다",
         "skipped_ipython": "IPython 줄은 실행하지 않고 건너뛰었습니다: {lines}",
         "sparse": "희소 텐서, 0이 아닌 값 {n}개",
+        "capped": "노드 {full}개 중 손실에 가까운 {shown}개, 그 앞은 상자 하나로; --max-nodes 0이면 모두 그림",
         "note_more_backward": "옵티마이저 스텝 전에 backward() 호출 {n}번이 이 기울기에 더해졌습니다(두 번째 손실 또는 "
         "기울기 누적). 업데이트는 그 합을 썼고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
         "note_replayed_params": "{root}는 그래프 없이 계산되었습니다(torch.no_grad() 또는 inference_mode()). "

@@ -150,6 +150,11 @@ def _py_number(v: Any) -> Any:
     return f
 
 
+def json_number(v: Any) -> Any:
+    """A number as the graph schema stores it: NaN/Inf as the strings "nan", "inf", "-inf"."""
+    return _py_number(v)
+
+
 def _nested(arr: np.ndarray) -> Any:
     if arr.ndim == 0:
         return _py_number(arr.reshape(-1)[0])

@@ -9,7 +9,6 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
-import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -180,7 +179,7 @@ def node_tooltip(d: dict[str, Any]) -> str:
     if d["kind"] == "module":
         parts.append(f"folded: {d.get('folded')} nodes ({d.get('ops')} ops, {d.get('params')} parameters); "
                      f"shows the output of {d.get('output')}")
-        parts.append(f"open it: --expand {d.get('path')}")
+        parts.append("--max-nodes 0 draws every node" if d.get("capped") else f"open it: --expand {d.get('path')}")
     return "\n".join(parts)
 
 
@@ -265,6 +264,21 @@ def _clusters(g: nx.DiGraph) -> tuple[dict[str, list[str]], dict[str, list[str]]
     for k in sorted(keys):
         (children.setdefault(parent[k], []) if k in parent else roots).append(k)
     return members, children, roots
+
+
+def _edge_text(v: Any, opts: DiagramOptions) -> str:
+    """An edge's gradient in a few characters: a number or a short vector as it is; a matrix
+    or a large tensor by its norm (its rows on one line would widen the page)."""
+    if isinstance(v, dict):
+        return f"{t('norm', opts.lang)} {fmt_number(v.get('norm'), opts.digits)}"
+    if isinstance(v, list) and any(isinstance(e, list) for e in v):
+        flat = [float(x) for x in _flat(v) if isinstance(x, (int, float))]
+        return f"{t('norm', opts.lang)} {fmt_number(sum(x * x for x in flat) ** 0.5, opts.digits)}"
+    return value_inline(v, opts.digits, opts.lang)
+
+
+def _flat(v: Any) -> list[Any]:
+    return [x for e in v for x in _flat(e)] if isinstance(v, list) else [v]
 
 
 def _beside(g: nx.DiGraph, inside: list[str]) -> list[tuple[str, str]]:
@@ -364,7 +378,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         if d.get("grad") is None and d.get("backward_step") is None:
             attrs.append("style=dashed")
         elif len(grad_out) > 1:
-            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + value_inline(d['grad'], opts.digits, opts.lang))}")
+            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + _edge_text(d['grad'], opts))}")
         lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     if opts.legend:
@@ -401,20 +415,19 @@ def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:
 
     Both are laid out. A strip (longer than `MAX_STRIP` times its width) loses to a shape
     that is none; otherwise the one drawn larger on the page wins, and when the two are
-    within 10% (a long chain: as wide one way as tall the other), the one whose shape is
-    nearer 16:9, which leaves less of the page empty.
+    within 10% (a long chain: as wide one way as tall the other), the one with the
+    shorter long side, which needs less panning when shown at full size.
     """
     sizes = {}
     for rankdir in ("LR", "TB"):
         lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir)))
         w, h = max(lay.width, 1.0), max(lay.height, 1.0)
-        strip = max(w / h, h / w) > MAX_STRIP
-        sizes[rankdir] = (strip, min(PAGE_ASPECT / w, 1.0 / h), abs(math.log((w / h) / PAGE_ASPECT)))
-    (lr_strip, lr_scale, lr_off), (tb_strip, tb_scale, tb_off) = sizes["LR"], sizes["TB"]
+        sizes[rankdir] = (max(w / h, h / w) > MAX_STRIP, min(PAGE_ASPECT / w, 1.0 / h), max(w, h))
+    (lr_strip, lr_scale, lr_side), (tb_strip, tb_scale, tb_side) = sizes["LR"], sizes["TB"]
     if lr_strip != tb_strip:
         return "TB" if lr_strip else "LR"
     if abs(lr_scale - tb_scale) <= 0.1 * max(lr_scale, tb_scale):
-        return "LR" if lr_off <= tb_off else "TB"
+        return "LR" if lr_side <= tb_side else "TB"
     return "LR" if lr_scale > tb_scale else "TB"
 
 
