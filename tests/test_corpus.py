@@ -254,3 +254,100 @@ def test_corpus_is_every_program_in_the_folder() -> None:
     for p in PROGRAMS:
         first = (CORPUS / f"{p}.py").read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith('"""') and first.endswith('"""'), f"{p}: a one-line docstring first"
+
+
+# --------------------------------------------------------------------------- what each program got wrong before
+
+
+def _notes(g: nx.DiGraph) -> set[str]:
+    return {n["key"] for n in g.graph.get("note_data", [])}
+
+
+def _check_dcgan(g: nx.DiGraph, r: Run) -> None:
+    [label] = [d for _, d in g.nodes(data=True) if d["label"] == "label"]
+    assert label["value"] == [1.0] * 6  # what errD_real saw, not the label.fill_(0) after it
+    assert g.graph["optimizer"]["name"] == "Adam" and "note_more_backward" in _notes(g)
+
+
+def _check_lbfgs(g: nx.DiGraph, r: Run) -> None:
+    assert g.graph["optimizer"]["name"] == "LBFGS" and "note_closure" in _notes(g)
+    ops = [d for _, d in g.nodes(data=True) if d["kind"] == "op"]
+    assert len(ops) > 500 and all(d["value"] is not None and d["module"] for d in ops)
+    assert fold_for_display(g, FoldOptions()).nodes <= 30
+
+
+def _check_seq2seq(g: nx.DiGraph, r: Run) -> None:
+    assert g.graph["optimizer"]["name"] == "SGD + Adam"
+    params = [d for _, d in g.nodes(data=True) if d["kind"] == "param"]
+    assert params and all(d["update"] is not None for d in params)
+    view = fold_for_display(g, FoldOptions()).graph
+    runs = {d["label"] for _, d in view.nodes(data=True) if d["kind"] == "module" and d["repeat"] > 1}
+    assert {"encoder#1–8", "decoder#1–4"} <= runs, runs
+
+
+def _check_gpt(g: nx.DiGraph, r: Run) -> None:
+    assert g.graph["light"] == [f"model.transformer.h.{i}" for i in range(4)]
+    # recorded in full (--full-trace), the causal mask's -inf is data, not an alarm, in strict JSON
+    from explainer.graph import build_graph, dumps
+    from explainer.run import RunOptions, run_script
+    from explainer.trace import RecordOptions
+
+    full = build_graph(run_script(CORPUS / "small_gpt.py", [], RunOptions(record=RecordOptions(everything=True))).trace)
+    masked = [d for _, d in full.nodes(data=True) if d["intended_inf"]]
+    assert len(masked) >= 4 and not any(d["nonfinite"] for _, d in full.nodes(data=True))
+    json.loads(dumps(full), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    params = [d for _, d in g.nodes(data=True) if d["kind"] == "param"]
+    assert len(params) == 52 and all(d["grad"] is not None and d["update"] is not None for d in params)
+
+
+def _check_word_lm(g: nx.DiGraph, r: Run) -> None:
+    drops = sorted(d["calls"].get("model.drop") for _, d in g.nodes(data=True) if d["module"] == "model.drop")
+    assert set(drops) == {1, 2}  # one Dropout, two calls, two frames
+    assert [d["label"] for _, d in g.nodes(data=True) if d["kind"] == "param"].count("model.encoder.weight") == 1
+
+
+def _check_korean(g: nx.DiGraph, r: Run) -> None:
+    labels = {d["label"] for _, d in g.nodes(data=True) if d["kind"] == "param"}
+    assert "bn_model.0.weight" in labels and "linear1.weight" not in labels
+
+
+def _check_gcn(g: nx.DiGraph, r: Run) -> None:
+    [adj] = [d for _, d in g.nodes(data=True) if d["label"] == "adj"]
+    assert adj["value"]["sparse"] and adj["value"]["nnz"] == 40
+
+
+def _check_dynamic(g: nx.DiGraph, r: Run) -> None:
+    powers = [(n, d) for n, d in g.nodes(data=True) if d["kind"] == "input" and d["op"] == "pow"]
+    assert sorted(d["scalars"][0] for _, d in powers) == [2, 3, 4]
+    assert all([g.nodes[u]["label"] for u in g.predecessors(n)] == ["x"] for n, _ in powers)
+
+
+def _check_custom(g: nx.DiGraph, r: Run) -> None:
+    [swish] = [n for n, d in g.nodes(data=True) if d["op"] == "Swish"]
+    assert all(g.nodes[u]["kind"] != "input" for u in g.predecessors(swish))
+
+
+def _check_no_grad(g: nx.DiGraph, r: Run) -> None:
+    assert "note_replayed_params" in _notes(g) and "note_replay_differs" not in _notes(g)
+
+
+def _check_manual(lr: float) -> Any:
+    def check(g: nx.DiGraph, r: Run) -> None:
+        assert g.graph["optimizer"] == {"name": "manual update", "hyper": {"lr": lr}}
+
+    return check
+
+
+CHECKS = {
+    "dcgan": _check_dcgan, "time_sequence_lbfgs": _check_lbfgs, "seq2seq_two_optimizers": _check_seq2seq,
+    "small_gpt": _check_gpt, "word_language_model": _check_word_lm, "korean_mnist_bn": _check_korean,
+    "gcn": _check_gcn, "dynamic_net": _check_dynamic, "custom_function": _check_custom,
+    "evaluate_no_grad": _check_no_grad, "evaluate_inference_mode": _check_no_grad,
+    "handwritten_sgd_large": _check_manual(1e-6), "autograd_grad_loop": _check_manual(0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_what_was_wrong_before_is_right_now(name: str, tmp_root: Path) -> None:
+    r = run(name, tmp_root)
+    CHECKS[name](r.graph, r)

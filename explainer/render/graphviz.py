@@ -9,6 +9,7 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,15 @@ import networkx as nx
 
 from ..defaults import FORMATS
 from ..layout import Layout, run_dot
-from ..text import fmt_number, fmt_shape, optimizer_text, t, value_full, value_inline, value_lines
+from ..text import (
+    fmt_number,
+    fmt_shape,
+    optimizer_text,
+    t,
+    value_full,
+    value_inline,
+    value_lines,
+)
 from ..themes import FONT, Theme, get_theme
 
 #: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
@@ -255,7 +264,7 @@ def _clusters(g: nx.DiGraph) -> tuple[dict[str, list[str]], dict[str, list[str]]
                 if p in multi and p not in calls:
                     break
                 chain.append(f"{p}#{calls[p]}" if p in calls else p)
-        for outer, inner in zip(chain, chain[1:]):
+        for outer, inner in itertools.pairwise(chain):
             parent[inner] = outer
         members.setdefault(chain[-1] if chain else "", []).append(nid)
     keys = set(parent) | set(parent.values()) | {k for k in members if k}
