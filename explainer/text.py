@@ -86,6 +86,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "between), so after this one they hold the sum; the diagram shows the gradient of this backward() alone.",
         "note_grads_changed": "{names} changed between backward() and optimizer.step() (e.g. gradient "
         "clipping): the update used the changed gradient; the diagram shows the one backward() computed.",
+        "note_grads_changed_manual": "{names} changed between backward() and the script's own update (e.g. "
+        "gradient clipping): the update, and the learning rate shown, used the changed gradient; the diagram shows "
+        "the one backward() computed.",
         "note_light": "Large model: inside the {count} repeated blocks {span} only each block's output "
         "(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them.",
         "note_order_unknown": "The backward order inside the repeated blocks is not known here (it is "
@@ -192,6 +195,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "그래서 이번 backward() 뒤에는 합이 들어 있고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
         "note_grads_changed": "{names}가 backward()와 optimizer.step() 사이에 바뀌었습니다(예: 기울기 클리핑). "
         "업데이트는 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
+        "note_grads_changed_manual": "{names}가 backward()와 스크립트의 직접 업데이트 사이에 바뀌었습니다(예: 기울기 "
+        "클리핑). 업데이트와 표시된 학습률은 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
         "note_light": "큰 모델: 반복 블록 {count}개({span}) 안에서는 연산마다가 아니라 블록의 출력(값과 기울기)만 "
         "기록했습니다. --expand {first} 또는 --full-trace로 모두 기록합니다.",
         "note_order_unknown": "반복 블록 안의 역전파 순서는 여기서 알 수 없습니다(CPU의 모델만 계산합니다). "

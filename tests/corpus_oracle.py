@@ -32,11 +32,15 @@ import random
 import runpy
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 
 class Done(BaseException):
@@ -179,7 +183,8 @@ def run(script: str) -> dict[str, Any]:
     torch.Tensor.backward = oracle.wrap(torch.Tensor.backward, "method")  # type: ignore[method-assign]
     torch.autograd.backward = oracle.wrap(torch.autograd.backward, "function")
     torch.autograd.grad = oracle.wrap(torch.autograd.grad, "grad")
-    uses_backward = "backward(" in open(script, encoding="utf-8").read() or "autograd.grad" in open(script, encoding="utf-8").read()
+    text = Path(script).read_text(encoding="utf-8")
+    uses_backward = "backward(" in text or "autograd.grad" in text
     if not uses_backward:
         torch.no_grad = _plain_in(oracle.script, torch.no_grad)  # type: ignore[misc,assignment]
         torch.inference_mode = _plain_in(oracle.script, torch.inference_mode)  # type: ignore[misc,assignment]

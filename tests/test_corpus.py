@@ -34,7 +34,6 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-
 from conftest import CLI, ROOT
 
 from explainer.fold import FoldOptions, fold_for_display
@@ -96,12 +95,12 @@ def run(name: str, tmp_root: Path) -> Run:
         env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="400", PYTHONUNBUFFERED="1")
         start = time.perf_counter()
         proc = subprocess.run([*CLI, str(CORPUS / f"{name}.py"), "--out", str(out), "--format", "png,svg"],
-                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root)
+                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root, check=False)
         seconds = time.perf_counter() - start
         assert proc.returncode == 0, proc.stderr[-3000:]
         oracle_json = tmp_root / f"{name}.oracle.json"
         done = subprocess.run([sys.executable, str(ORACLE), str(CORPUS / f"{name}.py"), str(oracle_json)],
-                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root)
+                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         graph = loads((out / "graph.json").read_text(encoding="utf-8"))
         _RUNS[name] = Run(name, graph, proc.stdout, out, json.loads(oracle_json.read_text()), seconds)
@@ -304,6 +303,9 @@ def _check_word_lm(g: nx.DiGraph, r: Run) -> None:
     drops = sorted(d["calls"].get("model.drop") for _, d in g.nodes(data=True) if d["module"] == "model.drop")
     assert set(drops) == {1, 2}  # one Dropout, two calls, two frames
     assert [d["label"] for _, d in g.nodes(data=True) if d["kind"] == "param"].count("model.encoder.weight") == 1
+    # p.data.add_(p.grad, alpha=-lr) after clip_grad_norm_: the script's lr, and a note on the clipping
+    assert g.graph["optimizer"] == {"name": "manual update", "hyper": {"lr": 20.0}}
+    assert "note_grads_changed_manual" in _notes(g)
 
 
 def _check_korean(g: nx.DiGraph, r: Run) -> None:

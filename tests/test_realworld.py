@@ -16,10 +16,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-
 from conftest import ROOT
+from torch import nn
 
 from explainer.errors import BackwardElsewhereError, NoLossError
 from explainer.fold import FoldOptions, fold_for_display
@@ -132,9 +131,8 @@ def test_a_block_with_no_loss_does_not_explain_an_earlier_cells_loss() -> None:
     model = nn.Linear(3, 2)
     x = torch.randn(4, 3)
     loss = model(x).sum()  # an earlier cell  # noqa: F841
-    with pytest.raises(NoLossError, match="computes no scalar loss itself"):
-        with Tracer():
-            features = model(x) * 2  # noqa: F841
+    with pytest.raises(NoLossError, match="computes no scalar loss itself"), Tracer():
+        features = model(x) * 2  # noqa: F841
 
 
 def test_explainer_show_without_backward_keeps_the_users_state(tmp_path: Path) -> None:
@@ -252,13 +250,13 @@ def test_parts_of_named_data_and_data_computed_from_it_are_named() -> None:
 def test_a_custom_functions_internals_are_not_drawn_as_inputs() -> None:
     class Cube(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, a):  # noqa: ANN001, ANN205
+        def forward(ctx, a):
             sq = a * a
             ctx.save_for_backward(a)
             return sq * a
 
         @staticmethod
-        def backward(ctx, g):  # noqa: ANN001, ANN205
+        def backward(ctx, g):
             (a,) = ctx.saved_tensors
             return 3 * a * a * g
 

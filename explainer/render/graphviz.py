@@ -430,6 +430,8 @@ def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:
     sizes = {}
     for rankdir in ("LR", "TB"):
         lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir)))
+        if lay is None:
+            return "LR"
         w, h = max(lay.width, 1.0), max(lay.height, 1.0)
         sizes[rankdir] = (max(w / h, h / w) > MAX_STRIP, min(PAGE_ASPECT / w, 1.0 / h), max(w, h))
     (lr_strip, lr_scale, lr_side), (tb_strip, tb_scale, tb_side) = sizes["LR"], sizes["TB"]

@@ -20,7 +20,8 @@ mechanisms (function and dispatch modes, global module and optimizer hooks, hook
 * `naming`: names from the user's frames, module paths, readable op names;
 * `engine_order`: the CPU autograd engine's order, simulated (pure Python);
 * `index`, `nodes`, `build`: the `Trace` built from a capture, in the order `build` states;
-* `session`: one trace from start to `Trace` (`Session`); `threads`: backward calls in other threads;
+* `session`: one trace from start to `Trace` (`Session`); `stop`: stopping the script when done;
+* `threads`: backward calls in other threads;
 * `without`, `replay`: a script without backward (its loss computed again when it has no graph);
 * `tracer`: the Python API, `Tracer` and `trace_call`.
 

@@ -12,7 +12,7 @@ they report to (the session), like PyTorch's own small modes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,6 +44,9 @@ class Switches:
     recording: bool = True
     busy: bool = False  # the trace's own work (copies, graph walks): passed through unrecorded
     call: str | None = None  # the torch function running now ("linear")
+    #: while set, told of every in-place op that runs unrecorded (a hand-written update after
+    #: the captured backward: ``p.data.add_(p.grad, alpha=-lr)``)
+    on_write: Callable[[list[torch.Tensor]], None] | None = None
 
     @contextmanager
     def busy_now(self) -> Iterator[None]:
@@ -82,6 +85,10 @@ class Recorder(DispatchMode):
         kwargs = kwargs or {}
         sw = self.switches
         if not sw.recording or sw.busy:
+            if sw.on_write is not None and not sw.busy:
+                written = mutated_inputs(func, args, kwargs)
+                if written:
+                    sw.on_write(written)
             return func(*args, **kwargs)
         mutated = mutated_inputs(func, args, kwargs)
         if mutated:

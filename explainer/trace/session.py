@@ -37,21 +37,15 @@ from .capture import Capture
 from .internals import next_sequence_nr
 from .model import DEFAULT_KEEP_ELEMENTS, Note, RecordOptions, Trace
 from .modes import Modes, Switches
-from .naming import Names, names_in_frames, user_line
+from .naming import Names, names_in_frames
 from .pending import Pending
 from .records import Records
+from .stop import Stopper, StopScript
 from .threads import OtherThreads
 from .tracker import ModuleTracker
 from .without import explain_without_backward
 
 __all__ = ["Pending", "Session", "StopScript"]
-
-
-class StopScript(BaseException):
-    """Raised inside the user's script to stop it once the trace is complete.
-
-    A BaseException, so a user's ``except Exception`` does not swallow it.
-    """
 
 
 class Session:
@@ -96,8 +90,8 @@ class Session:
         self._in_backward = False
         self._in_optimizer = False
         self._stepping: list[torch.optim.Optimizer] = []  # closure steps running now (LBFGS)
-        self._stopped_at: str | None = None  # where the script was stopped (file:line)
-        self._caught_at: str | None = None  # where it caught that and ran on
+        self._optimizing = 0  # optimizer steps running now
+        self._stopper = Stopper()
         self._optimizer_hooks: list[RemovableHandle] = []
 
     # -- installation ---------------------------------------------------------
@@ -238,8 +232,18 @@ class Session:
         result = self.run_captured(pending, lambda: func(*args, **kwargs), call.inputs)
         self._pending = pending
         self.state = "captured"
+        self.switches.on_write = self._written
         self._forget_records()
         return result
+
+    def _written(self, tensors: list[torch.Tensor]) -> None:
+        """An in-place op outside any optimizer while the capture waits: a hand-written update?"""
+        pending = self._pending
+        if pending is None or self._optimizing or pending.capture.step.optimizers:
+            return
+        with self.switches.busy_now():
+            if pending.capture.step.written(tensors):
+                self.switches.on_write = None  # the gradients it used are kept
 
     def _adds_to_capture(self) -> bool:
         """Another backward while the captured one waits for its update: part of the same step?"""
@@ -302,6 +306,7 @@ class Session:
         if not self.threads.is_traced():
             return
         self._stopped_already()
+        self._optimizing += 1
         if closure_of(args, kwargs) is not None:
             # LBFGS and other closure optimizers: the closure's forward and backward run
             # inside the step, and are recorded like any other.
@@ -318,6 +323,7 @@ class Session:
     def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if not self.threads.is_traced():
             return
+        self._optimizing = max(0, self._optimizing - 1)
         if self._stepping and self._stepping[-1] is optimizer:
             self._stepping.pop()
         if self._in_optimizer:
@@ -342,6 +348,7 @@ class Session:
         """Build the trace of the captured step; with ``stop``, then stop the script if asked to."""
         if self._pending is None:
             return
+        self.switches.on_write = None
         with self.switches.busy_now():
             self.result = self._pending.build(self.step)
         self.result.losses = self.losses
@@ -351,20 +358,11 @@ class Session:
             self._stop()
 
     def _stop(self) -> None:
-        """Stop the script (`StopScript`). Called again, the script caught the first one
-        (a bare ``except:`` around the step) and ran on: noted, and stopped again."""
-        where = user_line(sys._getframe(1))
-        if self._stopped_at is None:
-            self._stopped_at = where
-        elif self._caught_at is None:
-            self._caught_at = self._stopped_at
-            if self.result is not None:
-                self.result.notes.append(Note("note_stop_caught", {"where": self._caught_at}))
-        raise StopScript
+        self._stopper.stop(self.result)
 
     def _stopped_already(self) -> None:
-        """The script runs on after it was stopped: stop it again."""
-        if self.state == "done" and self._stopped_at is not None:
+        """The script runs on after it was stopped (it caught `StopScript`): stop it again."""
+        if self.state == "done" and self._stopper.stopped_at is not None:
             self._stop()
 
     def finish(self, namespace: dict[str, Any] | None = None) -> Trace:

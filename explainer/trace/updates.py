@@ -20,7 +20,7 @@ from ..values import TensorValue
 from .model import OptimizerInfo, ParamUpdate
 from .snapshots import snapshot
 
-__all__ = ["StepWatch", "manual_updates"]
+__all__ = ["StepWatch", "manual_updates", "same_value"]
 
 
 class StepWatch:
@@ -57,6 +57,8 @@ class StepWatch:
         self.updates: dict[int, ParamUpdate] = {}  # id(parameter) -> its update
         self.changed: list[int] = []  # parameters whose .grad changed before the step (clipping)
         self.inside: torch.optim.Optimizer | None = None  # the step whose closure ran the captured backward
+        #: id(leaf) -> its .grad when a hand-written update first wrote a captured leaf (`written`)
+        self.grads_at_update: dict[int, TensorValue] = {}
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
@@ -125,6 +127,19 @@ class StepWatch:
             for p in group["params"]:
                 if id(p) in self.before and id(p) not in self.updates:
                     self.updates[id(p)] = ParamUpdate(self.before[id(p)], snapshot(p, self.keep), lr)
+        return True
+
+    def written(self, tensors: list[torch.Tensor]) -> bool:
+        """An in-place op ran outside any optimizer: if it writes a captured leaf's memory (a
+        hand-written update), keep every captured leaf's ``.grad`` now, the gradient that update
+        uses (clipped, maybe); True once kept."""
+        mine = {fn.variable.untyped_storage().data_ptr(): fn for fn in self.leaf_values}
+        if not any(_storage(t) in mine for t in tensors):
+            return False
+        for fn in self.leaf_values:
+            g = fn.variable.grad
+            if g is not None:
+                self.grads_at_update[id(fn.variable)] = snapshot(g, self.keep)
         return True
 
     def leaves_changed(self) -> bool:
@@ -200,6 +215,20 @@ def _manual_lr(updates: dict[int, ParamUpdate], leaf_grads: dict[int, TensorValu
         if math.isclose(short, rates[0], rel_tol=1e-4):
             return short
     return float(f"{rates[0]:.6g}")
+
+
+def same_value(a: TensorValue | None, b: TensorValue | None) -> bool:
+    """Do two snapshots hold the same numbers (both missing counts as the same)?"""
+    if a is None or b is None:
+        return a is b
+    return not _changed(a, b)
+
+
+def _storage(t: torch.Tensor) -> int | None:
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # no storage (a tensor subclass)
+        return None
 
 
 def _numbers(v: TensorValue | None) -> np.ndarray | None:
