@@ -60,7 +60,7 @@ NAMED_INPUTS: dict[str, set[str]] = {
     "dynamic_net": {"x", "y"},
     "evaluate_inference_mode": {"X_test", "y_test"},
     "evaluate_no_grad": {"data", "target"},
-    "gcn": {"features", "adj", "idx_train"},
+    "gcn": {"features", "adj", "idx_train", "labels[idx_train]"},
     "gru_char_rnn": {"x[:, 0]", "x[:, 3]", "y[:, 0]"},
     "handwritten_sgd_large": {"x", "y"},
     "korean_mnist_bn": {"X", "Y"},

@@ -39,19 +39,19 @@ def by_label(g: nx.DiGraph, label: str) -> list[dict]:
 def test_an_intended_inf_mask_is_no_alarm_and_the_json_stays_strict() -> None:
     torch.manual_seed(0)
     proj = nn.Linear(4, 4)
-    x = torch.randn(1, 5, 4)
-    mask = torch.tril(torch.ones(5, 5)) == 0
+    x = torch.randn(1, 70, 4)  # 4,900 scores: more than the trace keeps entry by entry (a summary)
+    mask = torch.tril(torch.ones(70, 70)) == 0
     with Tracer() as tr:
         scores = proj(x) @ x.transpose(1, 2)
         att = scores.masked_fill(mask, float("-inf"))
         loss = F.softmax(att, dim=-1).pow(2).sum()
         loss.backward()
-    g = build_graph(tr.result)  # 25 entries: a summary, whose first entries hold -inf
+    g = build_graph(tr.result)  # the summary's first entries hold -inf
     text = dumps(g)  # strict JSON (no -Infinity literals): json.loads with a strict parser
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     [att_node] = by_label(g, "att")
     assert att_node["intended_inf"] and not att_node["nonfinite"]
-    assert att_node["value"]["inf"] == 10 and "-inf" in att_node["value"]["head"]
+    assert att_node["value"]["inf"] == 70 * 69 // 2 and "-inf" in att_node["value"]["head"]
     assert att_node["value"]["min"] > -1e9  # statistics of the finite entries
     assert g.graph["first_nonfinite"] is None
     assert not any(d["nonfinite"] for _, d in g.nodes(data=True))

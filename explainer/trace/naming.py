@@ -297,7 +297,9 @@ _FACTORIES = frozenset({"zeros", "ones", "full", "empty", "arange", "zeros_like"
                         "new_ones", "new_full", "new_empty",
                         "empty_like", "eye", "linspace"})
 #: Ops that take part of a tensor: their outputs are named ``x[:, 3]`` after the tensor.
-_INDEX_OPS = frozenset({"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias"})
+_INDEX_OPS = frozenset(
+    {"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias", "index"}
+)
 
 
 def indexed_name(t: torch.Tensor, names: dict[int, str], produced: dict[int, Any]) -> str | None:
@@ -343,6 +345,16 @@ def _index_path(
 
     if op == "alias":
         return name, items, dims
+    if op == "index":  # x[idx]: one named index tensor; what follows has no simple index
+        indices = args[1] if len(args) > 1 else rec.kwargs.get("indices", ())
+        used = [(i, ix) for i, ix in enumerate(indices or ()) if ix is not None]
+        if len(used) != 1 or not isinstance(used[0][1], torch.Tensor) or used[0][1] is t:
+            return None
+        index_name = names.get(id(used[0][1]))
+        if index_name is None or used[0][0] >= len(dims):
+            return None
+        items[dims[used[0][0]]] = index_name
+        return name, items, []
     size = args[0].dim() + (op == "unsqueeze")
     dim = int(arg(2 if op in ("split", "split_with_sizes") else 1, "dim", 0))
     dim = dim + size if dim < 0 else dim
