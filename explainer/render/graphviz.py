@@ -9,7 +9,6 @@ step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf
 from __future__ import annotations
 
 import html
-import itertools
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..text import (
     value_lines,
 )
 from ..themes import FONT, Theme, get_theme
+from .arrange import beside, clusters, edge_text
 
 #: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
 #: other ops' numbers are internal settings (reduction enums, ignore_index).
@@ -245,71 +245,6 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + head + "".join(sw) + "</TABLE>>"
 
 
-def _clusters(g: nx.DiGraph) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
-    """The module frames: nodes by frame, each frame's inner frames, the outermost frames.
-
-    A frame is a module call: ``model.drop#2`` for the second call of a module that ran
-    more than once (the nodes' ``calls``), else the module path. The parameters of a
-    module run several times belong to no single call: they sit in the enclosing frame.
-    Nodes in no module are under the key ``""``.
-    """
-    multi = {p for _, d in g.nodes(data=True) for p in (d.get("calls") or {})}
-    members: dict[str, list[str]] = {}
-    parent: dict[str, str] = {}
-    for nid, d in g.nodes(data=True):
-        module, calls = d.get("module"), d.get("calls") or {}
-        chain: list[str] = []
-        if module:
-            for p in _path_prefixes(module):
-                if p in multi and p not in calls:
-                    break
-                chain.append(f"{p}#{calls[p]}" if p in calls else p)
-        for outer, inner in itertools.pairwise(chain):
-            parent[inner] = outer
-        members.setdefault(chain[-1] if chain else "", []).append(nid)
-    keys = set(parent) | set(parent.values()) | {k for k in members if k}
-    children: dict[str, list[str]] = {}
-    roots: list[str] = []
-    for k in sorted(keys):
-        (children.setdefault(parent[k], []) if k in parent else roots).append(k)
-    return members, children, roots
-
-
-def _edge_text(v: Any, opts: DiagramOptions) -> str:
-    """An edge's gradient in a few characters: a number or a short vector as it is; a matrix
-    or a large tensor by its norm (its rows on one line would widen the page)."""
-    if isinstance(v, dict):
-        return f"{t('norm', opts.lang)} {fmt_number(v.get('norm'), opts.digits)}"
-    if isinstance(v, list) and any(isinstance(e, list) for e in v):
-        flat = [float(x) for x in _flat(v) if isinstance(x, (int, float))]
-        return f"{t('norm', opts.lang)} {fmt_number(sum(x * x for x in flat) ** 0.5, opts.digits)}"
-    return value_inline(v, opts.digits, opts.lang)
-
-
-def _flat(v: Any) -> list[Any]:
-    return [x for e in v for x in _flat(e)] if isinstance(v, list) else [v]
-
-
-def _beside(g: nx.DiGraph, inside: list[str]) -> list[tuple[str, str]]:
-    """(parameter, the op using it) pairs of one module frame, drawn side by side: a
-    parameter on the rank before its op would add a rank per layer, and a stack of
-    layers would come out as a staircase twice as long as its ops."""
-    here = set(inside)
-    pairs = []
-    for nid in inside:
-        if g.nodes[nid]["kind"] not in ("param", "buffer"):
-            continue
-        users = [w for w in g.successors(nid) if w in here and g.nodes[w]["kind"] == "op"]
-        if len(users) == 1 and g.in_degree(nid) == 0:
-            pairs.append((nid, users[0]))
-    return pairs
-
-
-def _path_prefixes(path: str) -> list[str]:
-    parts = path.split(".")
-    return [".".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = None) -> str:
     """The DOT source of the diagram. Deterministic: same graph, same bytes.
 
@@ -333,7 +268,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
     ]
 
     # Nested module clusters, one per module call (sorted for determinism).
-    members, children, roots = _clusters(g)
+    members, children, roots = clusters(g)
     module_types: dict[str, str] = g.graph.get("modules", {})
     loose = members.pop("", [])
     counter = iter(range(1_000_000))
@@ -367,7 +302,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         inside = members.get(key, [])
         for nid in inside:
             emit_node(nid, indent + "  ")
-        for pair in _beside(g, inside):
+        for pair in beside(g, inside):
             lines.append(f"{indent}  {{rank=same; {_q(pair[0])}; {_q(pair[1])};}}")
         for child in children.get(key, []):
             emit_cluster(child, indent + "  ")
@@ -387,7 +322,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         if d.get("grad") is None and d.get("backward_step") is None:
             attrs.append("style=dashed")
         elif len(grad_out) > 1:
-            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + _edge_text(d['grad'], opts))}")
+            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + edge_text(d['grad'], opts.digits, opts.lang))}")
         lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     if opts.legend:
