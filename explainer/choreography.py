@@ -116,7 +116,8 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
     fold = g.graph.get("fold")
     if fold:
         # A folded view (explainer.fold): say so, and how to see everything.
-        lines.append(t("folded", lang).format(full=fold["full_nodes"], shown=g.number_of_nodes(), depth=fold["depth"]))
+        key = "capped" if fold.get("capped") else "folded"
+        lines.append(t(key, lang).format(full=fold["full_nodes"], shown=g.number_of_nodes(), depth=fold["depth"]))
     steps.append(Step("title", "title", None, lines=tuple(lines), numbers={"loss": loss["value"]}))
     # 1. forward, each op with the inputs it consumes appearing just before it
     for n in forward_order(g):

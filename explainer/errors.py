@@ -57,6 +57,12 @@ class StepNotReachedError(ExplainerError):
     exit_code = 4
 
 
+class BackwardElsewhereError(ExplainerError):
+    """The script called backward() only in threads other than the one it runs in."""
+
+    exit_code = 4
+
+
 class GraphvizError(ExplainerError):
     """Graphviz's ``dot`` is missing or failed."""
 

@@ -7,9 +7,15 @@ smaller graph with the same schema comes out, so every renderer can draw either.
   ``model.layers.0`` depth 3) as one node of ``kind="module"``, except the modules
   on the way to an ``expand`` path, which stay open. Runs of identical sibling
   blocks (``layers.0`` ... ``layers.23``: same class, same inner structure, each
-  feeding the next) become one node with a ``repeat`` count.
+  feeding the next) become one node with a ``repeat`` count. A module that ran more
+  than once (see the nodes' ``calls``) folds per call (``drop#1``, ``drop#2``), and a
+  run of identical calls (an encoder over 8 tokens) into one node, ``encoder#1–8``,
+  with its count; its parameters join that node, or stay visible when the calls
+  stay apart.
 * `fold_for_display` picks the depth automatically when the graph has more than
-  ``max_nodes`` nodes (or uses the one asked for) and says how to open it again.
+  ``max_nodes`` nodes (or uses the one asked for) and says how to open it again. When
+  even depth 0 leaves more than twice ``max_nodes`` (a graph with no modules to fold),
+  it caps the view (`explainer.cap`): the nodes nearest the loss, and one box for the rest.
 
 The blocks listed in the graph's ``light`` attribute (a large model's repeated
 blocks, traced by their outputs only) stay folded at any depth unless an ``expand``
@@ -27,14 +33,18 @@ extra attributes (beyond the graph schema):
 ``repeat``
     How many identical blocks it stands for (1 for a single module).
 ``members``
-    The module paths it stands for.
+    The module paths (``model.layers.3``) or calls (``model.encoder#3``) it stands for.
 ``output``
     The id, in the full graph, of the node whose value and gradient it shows.
 ``ops``, ``params``
     How many operations and parameters it holds.
 
+Four or more inputs of one shape that feed only one folded box (a sequence split into
+29 steps) are drawn as one input node, id ``"in:" + the first one's id``, labelled
+``input[:, 0:1] … input[:, 28:]``, with ``repeat`` and ``members`` (their ids).
+
 Ids are ``"m:" + path`` (``"m:model.layers.0"``; ``"m:model.layers.0-23"`` for a
-repeated run), so the same model folds to the same ids, run after run; nodes that
+repeated run; ``"m:model.drop#2"`` for a call, ``"m:encoder#1-8"`` for a run of calls), so the same model folds to the same ids, run after run; nodes that
 stay visible keep their ids. An edge stands for every edge of the full graph
 between the two sides (``folded`` counts them); it keeps the gradient that flowed
 along it when that is well defined: a single edge's, or the sum of the gradients
@@ -46,29 +56,38 @@ full_nodes}``.
 
 Notes
 -----
-The loss node is never folded: the diagram always ends at it. A module entered
-several times with other modules in between can fold into a cycle; renderers must
-not assume the folded graph is acyclic.
+The loss node is never folded: the diagram always ends at it. Folding per call keeps
+the view acyclic, and a run whose box would lie on a cycle (calls fed back their own
+later output through other boxes) is left as separate calls; only parameters of no
+known module joined to the one module using them could still close one, so renderers
+do not assume the folded graph is acyclic.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
+from .cap import cap
 from .defaults import DEFAULT_MAX_NODES
 from .errors import FoldError
-from .values import _py_number
+from .repeats import (
+    INDEXED,
+    acyclic_runs,
+    call_path,
+    merged_edge,
+    repeated_runs,
+    stacked_inputs,
+    stacked_node,
+)
 
 # DEFAULT_MAX_NODES: about what one slide holds readably (a 77-node ResNet view is five
 # slides tall), and ``dot`` needs well under a second.
 
-_INDEXED = re.compile(r"^(?P<base>.+)\.(?P<index>\d+)$")
+
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class FoldResult:
     auto: bool = False
     suggestion: str | None = None  # a module path worth expanding
     expand: tuple[str, ...] = field(default_factory=tuple)
+    capped: int = 0  # nodes drawn as one box because folding could not make the view small (`explainer.cap`)
 
     @property
     def nodes(self) -> int:
@@ -103,13 +123,20 @@ class FoldResult:
 
     @property
     def folded(self) -> bool:
-        return self.depth is not None and self.nodes < self.full_nodes
+        return (self.depth is not None or self.capped > 0) and self.nodes < self.full_nodes
 
     @property
     def message(self) -> str | None:
         """One line for the terminal: what was folded and how to open it."""
         if not self.folded:
             return None
+        if self.capped:
+            return (
+                f"too large to draw readably ({self.full_nodes:,} nodes, no modules to fold them into): the diagram "
+                f"shows the {self.nodes - 1:,} nodes nearest the loss and {self.capped:,} earlier ones as one box "
+                "(graph.json has them all; --max-nodes 0 draws everything)"
+            )
+        assert self.depth is not None
         how = f"use --depth {self.depth + 1}"
         if self.suggestion:
             how += f" or --expand {self.suggestion}"
@@ -147,41 +174,6 @@ def _label(path: str) -> str:
     if len(parts) >= 2 and parts[-1].isdigit():
         return ".".join(parts[-2:])
     return parts[-1]
-
-
-def _decode(v: Any) -> np.ndarray | None:
-    """A JSON value (number or nested lists) as an array; None for summaries and nulls."""
-    if v is None or isinstance(v, dict):
-        return None
-
-    def conv(x: Any) -> Any:
-        if isinstance(x, list):
-            return [conv(e) for e in x]
-        return float(x)
-
-    return np.asarray(conv(v), dtype=np.float64)
-
-
-def _encode(a: np.ndarray) -> Any:
-    if a.ndim == 0:
-        return _py_number(a.reshape(-1)[0])
-    return [_encode(sub) for sub in a]
-
-
-def _sum_grads(grads: list[Any], dtype: str) -> Any:
-    """The sum of JSON gradients, in the tensor's dtype (as autograd adds them); None if unknown."""
-    arrays = [_decode(v) for v in grads]
-    if any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:  # type: ignore[union-attr]
-        return None
-    try:
-        np_dtype = np.dtype(dtype) if dtype.startswith("float") else np.dtype(np.float64)
-    except TypeError:
-        np_dtype = np.dtype(np.float64)
-    total = arrays[0].astype(np_dtype)  # type: ignore[union-attr]
-    with np.errstate(all="ignore"):
-        for a in arrays[1:]:
-            total = total + a.astype(np_dtype)  # type: ignore[union-attr]
-    return _encode(total)
 
 
 # --------------------------------------------------------------------------- folding
@@ -223,20 +215,29 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
     light = set(g.graph.get("light") or ())
     nodes = list(g.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
+    # Modules that ran more than once fold per call ("drop#1", "drop#2"): one box for
+    # all calls would draw a cycle and hide which call's value it shows.
+    multi = {p for n in nodes for p in (g.nodes[n].get("calls") or {})}
 
-    # 1. Each node -> the outermost closed module it lies in (or itself).
+    # 1. Each node -> the outermost closed module call it lies in (or itself).
     rep: dict[str, str] = {}
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}  # group key ("model.fc1", "model.drop#2") -> members
+    shared: dict[str, list[str]] = {}  # path of a module run several times -> its parameters and buffers
     for n in nodes:
         d = g.nodes[n]
         rep[n] = n
         module = d.get("module")
         if not module or d.get("kind") == "loss":
             continue
+        calls = d.get("calls") or {}
         for p in _prefixes(module):
             if (path_depth(p) > depth or p in light) and p not in opened:
-                rep[n] = "m:" + p
-                groups.setdefault(p, []).append(n)
+                if p in multi and p not in calls:
+                    shared.setdefault(p, []).append(n)  # belongs to every call: placed below
+                    break
+                key = f"{p}#{calls[p]}" if p in calls else p
+                rep[n] = "m:" + key
+                groups.setdefault(key, []).append(n)
                 break
     # Parameters and buffers of no known module (a model the script holds in an
     # attribute) belong to the one module using them. Data stays visible.
@@ -255,17 +256,27 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
             rep[members[0]] = members[0]
             del groups[p]
 
-    # 2. Runs of identical sibling blocks, each feeding the next.
-    pairs = {(rep[u], rep[v]) for u, v in g.edges if rep[u] != rep[v]}
-    runs: dict[str, list[str]] = {}  # group key -> member paths
+    # 2. Runs of identical sibling blocks each feeding the next, and of identical calls of
+    # one module; none that would draw a cycle.
+    runs: dict[str, list[str]] = {}  # group key -> member keys
     if repeats:
-        runs = _repeated_runs(g, groups, pairs)
+        pairs = {(rep[u], rep[v]) for u, v in g.edges if rep[u] != rep[v]}
+        runs = acyclic_runs(g, rep, groups, repeated_runs(g, groups, pairs))
     group_of: dict[str, str] = {}
-    for key, paths in runs.items():
-        for p in paths:
+    for key, members_ in runs.items():
+        for p in members_:
             group_of["m:" + p] = key
     for n in nodes:
         rep[n] = group_of.get(rep[n], rep[n])
+    # The parameters of a module run several times join its calls when they fold into one run.
+    for p, members in shared.items():
+        keys = {rep[n] for n in nodes if rep[n] != n and call_path(rep[n][2:]) == p}
+        if len(keys) == 1:
+            for n in members:
+                rep[n] = next(iter(keys))
+
+    # Many pieces of data feeding one folded box (a sequence split into 29 steps): one node.
+    rep.update(stacked_inputs(g, rep))
 
     # 3. Nodes, in order of first appearance.
     out = nx.DiGraph()
@@ -276,9 +287,10 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
     for key, members in members_of.items():
         if key in g and members == [key]:
             out.add_node(key, **dict(g.nodes[key]))
-            continue
-        paths = runs.get(key) or [key[2:]]
-        out.add_node(key, **_module_node(g, key, paths, members))
+        elif key.startswith("in:"):
+            out.add_node(key, **stacked_node(g, members))
+        else:
+            out.add_node(key, **_module_node(g, key, runs.get(key) or [key[2:]], members))
 
     # 4. Edges: one per pair of sides, with the gradient where it is well defined.
     crossing: dict[tuple[str, str], list[tuple[str, str, dict[str, Any]]]] = {}
@@ -287,7 +299,7 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
         if ru != rv:
             crossing.setdefault((ru, rv), []).append((u, v, d))
     for (ru, rv), es in sorted(crossing.items(), key=lambda kv: (pos[members_of[kv[0][1]][0]], pos[members_of[kv[0][0]][0]])):
-        out.add_edge(ru, rv, **_merged_edge(g, es))
+        out.add_edge(ru, rv, **merged_edge(g, es))
 
     # 5. Backward order, compressed to the visible nodes.
     order: list[str] = []
@@ -324,15 +336,17 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
     o = g.nodes[out_id]
     modules = g.graph.get("modules", {}) or {}
     first, last = paths[0], paths[-1]
-    path_type = modules.get(first)
-    label = _label(first)
-    if len(paths) > 1:  # "layers.0–23": paths of a run all match _INDEXED
-        label += "–" + last.rpartition(".")[2]
-    parent = first.rpartition(".")[0] or None
+    path = call_path(first)
+    path_type = modules.get(path)
+    label = _label(path) + first[len(path):]  # "drop#2" for a call of a module run several times
+    if len(paths) > 1:  # "layers.0–23", "encoder#1–8": keys of a run all match INDEXED
+        label += "–" + INDEXED.match(last).group("index")  # type: ignore[union-attr]
+    parent = path.rpartition(".")[0] or None
     return {
         "kind": "module",
         "label": label,
         "name": first if len(paths) == 1 else key[2:],
+        "intended_inf": bool(o.get("intended_inf")),
         "op": None,
         "autograd": None,
         "call": None,
@@ -348,7 +362,11 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
         "update": None,
         "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
         "n_outputs": 1,
-        "path": first,
+        # The calls of the modules around it (a module inside the 3rd call of an encoder).
+        "calls": {
+            p: c for p, c in (o.get("calls") or {}).items() if parent and (p == parent or parent.startswith(p + "."))
+        },
+        "path": path,
         "members": list(paths),
         "folded": len(members),
         "repeat": len(paths),
@@ -356,95 +374,6 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
         "ops": len(ops),
         "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"),
     }
-
-
-def _merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
-    if len(es) == 1:
-        u, v, d = es[0]
-        attrs = dict(d)
-        attrs["_flowed"] = d.get("grad") is not None or d.get("backward_step") is not None
-        attrs["folded"] = 1
-        return attrs
-    flowing = [(u, d) for u, _, d in es if d.get("grad") is not None or d.get("backward_step") is not None]
-    grad = None
-    sources = {(u, d.get("output_nr", 0)) for u, d in flowing}
-    if len(flowing) == 1:
-        grad = flowing[0][1].get("grad")
-    elif len(sources) == 1 and flowing:
-        # One tensor used several times inside the folded side: autograd adds these up.
-        u = flowing[0][0]
-        grad = _sum_grads([d.get("grad") for _, d in flowing], g.nodes[u].get("dtype", ""))
-        if grad is None:
-            # Summaries (or gradients not recorded) cannot be added up; but when every use
-            # of the tensor a gradient came back from is inside this edge, their sum is
-            # exactly the source node's gradient.
-            uses = [
-                w
-                for w in g.successors(u)
-                if g.edges[u, w].get("grad") is not None or g.edges[u, w].get("backward_step") is not None
-            ]
-            if len(uses) == len(flowing):
-                grad = g.nodes[u].get("grad")
-    return {
-        "grad": grad,
-        "slots": sorted({s for _, _, d in es for s in d.get("slots", [])}) or [0],
-        "output_nr": min(d.get("output_nr", 0) for _, _, d in es),
-        "backward_step": None,
-        "_flowed": bool(flowing),
-        "folded": len(es),
-    }
-
-
-def _signature(g: nx.DiGraph, path: str, members: list[str]) -> tuple[Any, ...]:
-    """The inner structure of one module: its nodes' kinds, ops, shapes and wiring."""
-    local = {n: i for i, n in enumerate(members)}
-    nodes = tuple(
-        (
-            (d.get("module") or "")[len(path):],
-            d["kind"],
-            d.get("op"),
-            tuple(d.get("shape") or ()),
-            d.get("dtype"),
-        )
-        for d in (g.nodes[n] for n in members)
-    )
-    edges = tuple(
-        sorted(
-            (local[u], local[v], tuple(g.edges[u, v].get("slots") or ()))
-            for u in members
-            for v in g.successors(u)
-            if v in local
-        )
-    )
-    return (g.graph.get("modules", {}).get(path), nodes, edges)
-
-
-def _repeated_runs(g: nx.DiGraph, groups: dict[str, list[str]], pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
-    """Runs of >= 2 folded siblings ``base.i``, ``base.i+1``, ... that match and chain."""
-    by_base: dict[str, list[tuple[int, str]]] = {}
-    for p in groups:
-        m = _INDEXED.match(p)
-        if m:
-            by_base.setdefault(m.group("base"), []).append((int(m.group("index")), p))
-    runs: dict[str, list[str]] = {}
-    for base, items in sorted(by_base.items()):
-        items.sort()
-        sigs = {p: _signature(g, p, groups[p]) for _, p in items}
-        run: list[tuple[int, str]] = []
-
-        def close() -> None:
-            if len(run) >= 2:
-                runs[f"m:{base}.{run[0][0]}-{run[-1][0]}"] = [p for _, p in run]
-
-        for i, p in items:
-            if run and not (
-                i == run[-1][0] + 1 and sigs[p] == sigs[run[-1][1]] and ("m:" + run[-1][1], "m:" + p) in pairs
-            ):
-                close()
-                run = []
-            run.append((i, p))
-        close()
-    return runs
 
 
 # --------------------------------------------------------------------------- choosing a view
@@ -479,8 +408,20 @@ def fold_for_display(g: nx.DiGraph, options: FoldOptions | None = None) -> FoldR
             if candidate.number_of_nodes() <= options.max_nodes:
                 depth, view = d, candidate
     if view.number_of_nodes() == n and depth >= deepest:
-        return FoldResult(g, None, n, expand=options.expand)
-    return FoldResult(view, depth, n, auto=auto, suggestion=_suggestion(view), expand=options.expand)
+        return _capped(FoldResult(g, None, n, expand=options.expand), options)
+    return _capped(FoldResult(view, depth, n, auto=auto, suggestion=_suggestion(view), expand=options.expand), options)
+
+
+#: A view still more than this many times ``max_nodes`` after folding is capped (`explainer.cap`).
+CAP_FACTOR = 2
+
+
+def _capped(result: FoldResult, options: FoldOptions) -> FoldResult:
+    """``result``, or its view capped when folding left it too large to draw (automatic views only)."""
+    if options.depth is not None or options.expand or result.nodes <= CAP_FACTOR * options.max_nodes:
+        return result
+    view = cap(result.graph, options.max_nodes)
+    return replace(result, graph=view, capped=view.graph.get("fold", {}).get("capped", 0))
 
 
 def _suggestion(view: nx.DiGraph) -> str | None:

@@ -31,9 +31,15 @@ Node attributes
     ∂loss/∂(this node's output); for a leaf, the gradient this backward sent it (its
     ``.grad``, unless that also holds earlier backward calls' gradients: ``notes`` says
     so); ``backward_step``: 1 for the first node backward processed, null where none;
-    ``module`` / ``module_type``;
+    ``module`` / ``module_type``; ``calls``: ``{path: n}`` for the modules on the node's
+    path that ran more than once (an encoder run over 8 tokens, one Dropout used twice):
+    the node ran in their n-th call;
     ``requires_grad``; ``update``: {"before", "after", "lr"} for a parameter the
-    optimizer changed, else null; ``nonfinite``: value or grad holds NaN/Inf. An input
+    optimizer changed, else null; ``nonfinite``: an alarm: the gradient holds NaN/Inf, or the
+    value does and this op made them from finite inputs (``log(0)``), or took them from an
+    op that did; ``intended_inf``: the value holds NaN/Inf the script put there on purpose
+    (a causal mask's ``masked_fill(..., -inf)``, data holding ``-inf``, or what ops made
+    from those), which is no alarm. An input
     nobody named, computed by a call, has that call as ``op`` ("ones", "dropout mask").
 
 Edge attributes (edges point forward: input -> op -> output)
@@ -54,7 +60,7 @@ from .defaults import DEFAULT_MAX_ELEMENTS
 from .errors import SchemaError
 from .text import note_text
 from .trace.model import Trace
-from .values import TensorValue, _py_number
+from .values import TensorValue, json_number
 
 SCHEMA = "explain-graph/1"
 
@@ -85,7 +91,7 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
         optimizer=(
             {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
         ),
-        losses=[_py_number(x) for x in trace.losses],
+        losses=[json_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=[note_text({"key": n.key, "params": n.params}) for n in trace.notes],
         note_data=[{"key": n.key, "params": dict(n.params)} for n in trace.notes],
@@ -93,6 +99,7 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
         source=trace.source,
         max_elements=max_elements,
     )
+    intended = _intended_nonfinite(trace)
     for n in trace.nodes:
         update = None
         if n.update is not None:
@@ -101,7 +108,8 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
                 "after": _json(n.update.after, max_elements),
                 "lr": n.update.lr,
             }
-        nonfinite = bool((n.value is not None and n.value.n_nonfinite) or (n.grad is not None and n.grad.n_nonfinite))
+        bad_value = n.value is not None and n.value.n_nonfinite > 0 and n.key not in intended
+        nonfinite = bool(bad_value or (n.grad is not None and n.grad.n_nonfinite))
         g.add_node(
             node_id(n.key),
             kind=n.kind,
@@ -121,7 +129,9 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
             requires_grad=n.requires_grad,
             update=update,
             nonfinite=nonfinite,
+            intended_inf=n.key in intended,
             n_outputs=n.n_outputs,
+            calls=dict(n.calls),
         )
     for e in trace.edges:
         dst = trace.nodes[e.dst]
@@ -134,6 +144,43 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
             backward_step=dst.backward_step if (e.grad is not None or e.flowed) else None,
         )
     return g
+
+
+def _nonfinite_counts(v: TensorValue | None) -> tuple[int, int]:
+    if v is None or not v.n_nonfinite:
+        return 0, 0
+    s = v.summary()
+    return int(s.get("nan", 0)), int(s.get("inf", 0))
+
+
+def _intended_nonfinite(trace: Trace) -> set[int]:
+    """Nodes whose value holds NaN/Inf on purpose: data the script made so, an op given an
+    infinite number (``masked_fill(mask, -inf)``), or ops that only passed such values on.
+
+    An op that turns finite inputs into NaN or Inf (``log(0)``, ``0 / 0``), or makes NaN
+    from infinities (a softmax over a row masked entirely), is not intended; nor is
+    anything computed from its output.
+    """
+    inputs: dict[int, list[int]] = {}
+    for e in trace.edges:
+        inputs.setdefault(e.dst, []).append(e.src)
+    intended: set[int] = set()
+    for n in trace.nodes:  # forward order: inputs come first
+        nan, inf = _nonfinite_counts(n.value)
+        if not (nan or inf):
+            continue
+        if n.kind in ("input", "buffer", "param", "leaf"):
+            intended.add(n.key)
+            continue
+        srcs = [trace.nodes[k] for k in inputs.get(n.key, [])]
+        counts = [_nonfinite_counts(s.value) for s in srcs]
+        if any(c != (0, 0) and s.key not in intended for s, c in zip(srcs, counts)):
+            continue  # carries an alarm on
+        given_inf = any(v in ("inf", "-inf") for v in n.scalars) or any(c[1] for c in counts)
+        given_nan = any(v == "nan" for v in n.scalars) or any(c[0] for c in counts)
+        if (not inf or given_inf) and (not nan or given_nan):
+            intended.add(n.key)
+    return intended
 
 
 def to_json_data(g: nx.DiGraph) -> dict[str, Any]:

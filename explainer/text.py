@@ -80,11 +80,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "the_loss": "the loss",
         "note_replayed": "The script never calls backward(): explain-graph made {made} require grad "
         "and back-propagated from {root} for this trace.",
-        "note_no_backward": "The script never calls backward(): explain-graph back-propagated from {root}.",
+        "note_no_backward": "The script never calls backward(): explain-graph back-propagated from {root} "
+        "(keeping its graph, and leaving every .grad as it was).",
         "note_accumulated": "{names} already held gradients from an earlier backward() (no zero_grad() in "
         "between), so after this one they hold the sum; the diagram shows the gradient of this backward() alone.",
         "note_grads_changed": "{names} changed between backward() and optimizer.step() (e.g. gradient "
         "clipping): the update used the changed gradient; the diagram shows the one backward() computed.",
+        "note_grads_changed_manual": "{names} changed between backward() and the script's own update (e.g. "
+        "gradient clipping): the update, and the learning rate shown, used the changed gradient; the diagram shows "
+        "the one backward() computed.",
         "note_light": "Large model: inside the {count} repeated blocks {span} only each block's output "
         "(value and gradient) was recorded, not every op's: --expand {first} or --full-trace records them.",
         "note_order_unknown": "The backward order inside the repeated blocks is not known here (it is "
@@ -138,6 +142,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "tr_lr": "lr",
         "tr_note_no_video": "No training.mp4: it draws the runs on the loss surface, and this training has none.",
         "tr_theory": "theory",
+        "sparse": "sparse, {n} nonzeros",
+        "capped": "the {shown} nodes nearest the loss of {full}, the earlier ones as one box; --max-nodes 0 draws all",
+        "note_more_backward": "{n} more backward() call(s) added to these gradients before the optimizer step "
+        "(a second loss, or gradient accumulation): the update used the sum; the diagram shows the gradients of "
+        "this backward() alone.",
+        "note_replayed_params": "{root} was computed without a graph (torch.no_grad() or inference_mode()): "
+        "explain-graph computed it again from the same parameters, data and random draws (dropout masks), and "
+        "back-propagated from it; the parameters' .grad were left as they were.",
+        "note_replay_differs": "The replay could not reproduce everything ({names}): it computed {replay}, the "
+        "script {script}.",
+        "note_stop_caught": "At {where} the script caught explain-graph's stop signal (a bare `except:` or "
+        "`except BaseException:` around the step) and ran on; the trace was already complete.",
+        "note_closure": "The optimizer evaluated its closure {n} times in this step (LBFGS): the diagram shows "
+        "the first evaluation's forward and backward pass, and the update the whole step made.",
+        "intended_inf": "{what}: set on purpose (a mask), not an error",
     },
     "ko": {
         "value": "값",
@@ -209,11 +228,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "the_loss": "손실",
         "note_replayed": "스크립트가 backward()를 호출하지 않아, explain-graph가 이 추적을 위해 {made}에 "
         "requires_grad를 켜고 {root}에서 역전파했습니다.",
-        "note_no_backward": "스크립트가 backward()를 호출하지 않아, explain-graph가 {root}에서 역전파했습니다.",
+        "note_no_backward": "스크립트가 backward()를 호출하지 않아, explain-graph가 {root}에서 역전파했습니다"
+        "(그래프는 유지하고 .grad는 그대로 둠).",
         "note_accumulated": "{names}에는 이전 backward()의 기울기가 남아 있었습니다(그 사이에 zero_grad() 없음). "
         "그래서 이번 backward() 뒤에는 합이 들어 있고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
         "note_grads_changed": "{names}가 backward()와 optimizer.step() 사이에 바뀌었습니다(예: 기울기 클리핑). "
         "업데이트는 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
+        "note_grads_changed_manual": "{names}가 backward()와 스크립트의 직접 업데이트 사이에 바뀌었습니다(예: 기울기 "
+        "클리핑). 업데이트와 표시된 학습률은 바뀐 기울기를 썼고, 그림은 backward()가 계산한 기울기를 보여 줍니다.",
         "note_light": "큰 모델: 반복 블록 {count}개({span}) 안에서는 연산마다가 아니라 블록의 출력(값과 기울기)만 "
         "기록했습니다. --expand {first} 또는 --full-trace로 모두 기록합니다.",
         "note_order_unknown": "반복 블록 안의 역전파 순서는 여기서 알 수 없습니다(CPU의 모델만 계산합니다). "
@@ -266,6 +288,20 @@ STRINGS: dict[str, dict[str, str]] = {
         "tr_lr": "학습률",
         "tr_note_no_video": "training.mp4 없음: 실행 경로를 손실 곡면 위에 그리는데, 이 학습에는 곡면이 없습니다.",
         "tr_theory": "이론값",
+        "sparse": "희소 텐서, 0이 아닌 값 {n}개",
+        "capped": "노드 {full}개 중 손실에 가까운 {shown}개, 그 앞은 상자 하나로; --max-nodes 0이면 모두 그림",
+        "note_more_backward": "옵티마이저 스텝 전에 backward() 호출 {n}번이 이 기울기에 더해졌습니다(두 번째 손실 또는 "
+        "기울기 누적). 업데이트는 그 합을 썼고, 그림은 이번 backward()의 기울기만 보여 줍니다.",
+        "note_replayed_params": "{root}는 그래프 없이 계산되었습니다(torch.no_grad() 또는 inference_mode()). "
+        "explain-graph가 같은 파라미터, 데이터, 난수(드롭아웃 마스크)로 다시 계산해 역전파했고, 파라미터의 .grad는 "
+        "그대로 두었습니다.",
+        "note_replay_differs": "다시 계산하며 모두 재현하지는 못했습니다({names}): 재계산 값 {replay}, 스크립트의 값 "
+        "{script}.",
+        "note_stop_caught": "{where}에서 스크립트가 explain-graph의 중지 신호를 잡고(스텝을 감싼 `except:` 또는 "
+        "`except BaseException:`) 계속 실행했습니다. 추적은 이미 끝난 뒤였습니다.",
+        "note_closure": "옵티마이저가 이 스텝에서 클로저를 {n}번 평가했습니다(LBFGS). 그림은 첫 평가의 순전파와 "
+        "역전파, 그리고 스텝 전체가 만든 업데이트를 보여 줍니다.",
+        "intended_inf": "{what}: 의도한 값(마스크), 오류 아님",
     },
 }
 
@@ -340,7 +376,7 @@ def _row(entries: list[Any], digits: int) -> str:
     return "[" + ", ".join(fmt_number(e, digits) for e in entries) + "]"
 
 
-def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
+def value_lines(v: Any, digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
     """A value from the graph schema as short lines of text for a node.
 
     Scalars as a number, vectors on one line, column vectors transposed (``[…]ᵀ``),
@@ -349,7 +385,7 @@ def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
     if v is None:
         return ["–"]
     if isinstance(v, dict):
-        return summary_lines(v, digits, lang)
+        return summary_lines(v, digits, lang, intended)
     if not isinstance(v, list):
         return [fmt_number(v, digits)]
     depth, x = 0, v
@@ -378,19 +414,23 @@ def _flatten(v: Any) -> list[Any]:
     return [v]
 
 
-def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en") -> list[str]:
+def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
+    """A summary's lines: mean and norm, range, then NaN/Inf counts (with a warning sign
+    unless ``intended``: a mask's -inf); a sparse tensor first says how many entries it stores."""
     line = (
         f"{t('mean', lang)} {fmt_number(s.get('mean'), digits)} · {t('norm', lang)} {fmt_number(s.get('norm'), digits)}"
     )
     rng = f"{t('range', lang)} [{fmt_number(s.get('min'), digits)}, {fmt_number(s.get('max'), digits)}]"
     lines = [line, rng]
+    if s.get("sparse"):
+        lines.insert(0, t("sparse", lang).format(n=f"{s.get('nnz', 0):,}"))
     bad = []
     if s.get("nan"):
         bad.append(f"{s['nan']} NaN")
     if s.get("inf"):
         bad.append(f"{s['inf']} Inf")
     if bad:
-        lines.append("⚠ " + ", ".join(bad))
+        lines.append(t("intended_inf", lang).format(what=", ".join(bad)) if intended else "⚠ " + ", ".join(bad))
     return lines
 
 

@@ -34,6 +34,9 @@ class TensorValue:
         when ``data`` is ``None``; computed from ``data`` otherwise).
     head
         The first few entries in row-major order when ``data`` is ``None``.
+
+    Statistics are over the finite entries; ``nan`` and ``inf`` count the others (a
+    tensor with a causal ``-inf`` mask keeps a useful mean and range).
     """
 
     shape: tuple[int, ...]
@@ -41,6 +44,8 @@ class TensorValue:
     data: np.ndarray | None = None
     stats: dict[str, float] | None = None
     head: tuple[float, ...] | None = None
+    #: A sparse tensor's number of stored entries (its statistics and head are theirs); None when dense.
+    nnz: int | None = None
 
     @property
     def numel(self) -> int:
@@ -80,7 +85,9 @@ class TensorValue:
         """The schema's JSON value.
 
         A number for a 0-d tensor, nested lists while ``numel <= max_elements``,
-        else ``{"summary": true, shape, dtype, min, max, mean, norm, nan, inf, head}``.
+        else ``{"summary": true, shape, dtype, min, max, mean, norm, nan, inf, head}``;
+        a sparse tensor's summary adds ``"sparse": true`` and ``nnz`` (its statistics and
+        head are those of its stored entries).
         """
         if self.data is not None and self.numel <= max_elements:
             if self.data.ndim == 0:
@@ -91,25 +98,33 @@ class TensorValue:
         if head is None and self.data is not None:
             head = tuple(_py_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
         out: dict[str, Any] = {"summary": True, "shape": list(self.shape), "dtype": self.dtype}
+        if self.nnz is not None:
+            out["sparse"] = True
+            out["nnz"] = self.nnz
         for key in ("min", "max", "mean", "norm"):
             if key in s:
                 out[key] = _py_number(s[key])
         out["nan"] = int(s.get("nan", 0))
         out["inf"] = int(s.get("inf", 0))
-        out["head"] = list(head or ())
+        out["head"] = [_py_number(v) for v in head or ()]
         return out
 
 
 def stats_of_array(arr: np.ndarray) -> dict[str, float]:
-    """min/max/mean/norm plus NaN and Inf counts, in float64."""
+    """min/max/mean/norm of the finite entries plus NaN and Inf counts, in float64."""
     if arr.size == 0:
         return {"nan": 0, "inf": 0}
     a = arr.astype(np.float64, copy=False)
-    if np.isfinite(a).all():
+    finite = np.isfinite(a)
+    if finite.all():
         nan = inf = 0
     else:
         nan = int(np.isnan(a).sum())
         inf = int(np.isinf(a).sum())
+        # Statistics of the finite entries: a causal mask's -inf would make them all -inf.
+        a = a[finite]
+        if a.size == 0:
+            return {"nan": nan, "inf": inf}
     with np.errstate(all="ignore"):
         return {
             "min": float(a.min()),
@@ -133,6 +148,11 @@ def _py_number(v: Any) -> Any:
     if math.isinf(f):
         return "inf" if f > 0 else "-inf"
     return f
+
+
+def json_number(v: Any) -> Any:
+    """A number as the graph schema stores it: NaN/Inf as the strings "nan", "inf", "-inf"."""
+    return _py_number(v)
 
 
 def _nested(arr: np.ndarray) -> Any:

@@ -321,7 +321,7 @@ def test_param_groups_each_get_their_lr():
     before = [p.detach().clone() for p in ref.parameters()]
     F.mse_loss(ref(x), y).backward()
     ref_opt.step()
-    names = ["0.weight", "0.bias", "2.weight", "2.bias"]
+    names = ["model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"]
     for name, b, p, lr in zip(names, before, ref.parameters(), [0.5, 0.5, 0.05, 0.05]):
         up = H.leaf_node(g, name)["update"]
         assert up["lr"] == lr, name

@@ -331,7 +331,7 @@ def test_graph_numbers_survive_json_round_trip():
     for u, v, e in g.edges(data=True):
         assert g2.edges[u, v]["grad"] == e["grad"]
     # and the float32 values are exactly the model's
-    w = leaf_node(g2, "0.weight")
+    w = leaf_node(g2, "model.0.weight")
     assert torch.equal(jtensor(w["value"]), model[0].weight.detach().double())
     assert torch.equal(jtensor(w["grad"]), model[0].weight.grad.double())
 

@@ -131,7 +131,7 @@ def assert_failed_cleanly(run: Run, code: int, *fragments: str) -> None:
 def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
     g = runs["mlp"].graph
     assert (runs["mlp"].out / "graph.png").stat().st_size > 10_000
-    for label, module in (("0.weight", "model.0"), ("0.bias", "model.0"), ("2.weight", "model.2"), ("2.bias", "model.2")):
+    for label, module in (("model.0.weight", "model.0"), ("model.0.bias", "model.0"), ("model.2.weight", "model.2"), ("model.2.bias", "model.2")):
         d = node(g, label)
         assert d["kind"] == "param" and d["module"] == module
     assert {"model": "Sequential", "model.0": "Linear", "model.1": "ReLU", "model.2": "Linear"}.items() <= g.graph[
@@ -141,14 +141,14 @@ def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
     assert g.nodes[relu]["module"] == "model.1"
 
     # autograd, independently, on the recorded numbers
-    w0, b0, w2, b2 = (leaf(node(g, n)["value"]) for n in ("0.weight", "0.bias", "2.weight", "2.bias"))
+    w0, b0, w2, b2 = (leaf(node(g, n)["value"]) for n in ("model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"))
     x, y = T(node(g, "x")["value"]), T(node(g, "y")["value"])
     pred = F.relu(x @ w0.T + b0) @ w2.T + b2
     loss = F.mse_loss(pred, y)
     loss.backward()
     close(node(g, "loss")["value"], loss, "loss")
     close(node(g, "pred")["value"], pred, "pred")
-    params = {"0.weight": w0, "0.bias": b0, "2.weight": w2, "2.bias": b2}
+    params = {"model.0.weight": w0, "model.0.bias": b0, "model.2.weight": w2, "model.2.bias": b2}
     for name, p in params.items():
         close(node(g, name)["grad"], p.grad, f"{name} grad")
 
@@ -171,13 +171,13 @@ def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
 def test_cnn_conv_batchnorm_inplace_relu_dropout(runs: dict[str, Run]) -> None:
     g = runs["cnn"].graph
     labels = {d["label"] for _, d in g.nodes(data=True)}
-    assert {"conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias", "images", "labels",
+    assert {"net.conv.weight", "net.conv.bias", "net.bn.weight", "net.bn.bias", "net.fc.weight", "net.fc.bias", "images", "labels",
             "logits", "loss", "dropout mask"} <= labels
     assert {"net": "Net", "net.conv": "Conv2d", "net.bn": "BatchNorm2d", "net.relu": "ReLU",
             "net.drop": "Dropout", "net.fc": "Linear"}.items() <= g.graph["modules"].items()
 
     # buffers show what batch norm read, before its in-place update of the running stats
-    for name, want in (("bn.running_mean", [0.0, 0.0]), ("bn.running_var", [1.0, 1.0])):
+    for name, want in (("net.bn.running_mean", [0.0, 0.0]), ("net.bn.running_var", [1.0, 1.0])):
         d = node(g, name)
         assert d["kind"] == "buffer" and d["module"] == "net.bn" and d["value"] == want
 
@@ -207,9 +207,9 @@ def test_cnn_conv_batchnorm_inplace_relu_dropout(runs: dict[str, Run]) -> None:
     dlogits = (logits.softmax(1) - F.one_hot(labels_t, 3)) / 4
     close(node(g, "logits")["grad"], dlogits, "logits grad")
     [view] = by_autograd(g, "ViewBackward0")
-    close(node(g, "fc.weight")["grad"], dlogits.T @ T(g.nodes[view]["value"]), "fc.weight grad")
-    close(node(g, "fc.bias")["grad"], dlogits.sum(0), "fc.bias grad")
-    upd = node(g, "fc.bias")["update"]  # SGD with momentum, first step: p - lr * g
+    close(node(g, "net.fc.weight")["grad"], dlogits.T @ T(g.nodes[view]["value"]), "fc.weight grad")
+    close(node(g, "net.fc.bias")["grad"], dlogits.sum(0), "fc.bias grad")
+    upd = node(g, "net.fc.bias")["update"]  # SGD with momentum, first step: p - lr * g
     close(upd["after"], T(upd["before"]) - 0.1 * dlogits.sum(0), "fc.bias after")
 
 
@@ -264,12 +264,12 @@ def test_torch_autograd_backward() -> None:
 def test_argparse_after_double_dash_and_locals_of_main(runs: dict[str, Run]) -> None:
     g = runs["argparse"].graph
     assert g.graph["optimizer"]["name"] == "SGD" and g.graph["optimizer"]["hyper"]["lr"] == 0.1
-    assert node(g, "0.weight")["shape"] == [2, 2]  # --hidden 2 reached the script
+    assert node(g, "model.0.weight")["shape"] == [2, 2]  # --hidden 2 reached the script
     # locals of train() (called from main()) still name the tensors and the model
     for name in ("inputs", "targets", "scores", "loss"):
         node(g, name)
     assert g.graph["modules"].get("model") == "Sequential"
-    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+    for name in ("model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"):
         d = node(g, name)
         close(d["update"]["after"], T(d["value"]) - 0.1 * T(d["grad"]), f"{name} after")
 
@@ -423,13 +423,13 @@ def test_trainer_class_names_self_attributes_and_notes_clipping() -> None:
     assert {"model": "Sequential", "model.0": "Embedding", "model.2": "Linear", "crit": "CrossEntropyLoss"}.items() <= g.graph[
         "modules"
     ].items()
-    for name in ("0.weight", "2.weight", "2.bias"):
+    for name in ("model.0.weight", "model.2.weight", "model.2.bias"):
         assert node(g, name)["kind"] == "param"
     for name in ("xb", "yb", "out", "loss"):
         node(g, name)
     notes = " ".join(g.graph["notes"])
     assert "changed between backward() and optimizer.step()" in notes
-    d = node(g, "2.bias")  # the update used the clipped gradient, smaller than the one shown
+    d = node(g, "model.2.bias")  # the update used the clipped gradient, smaller than the one shown
     step = T(d["update"]["before"]) - T(d["update"]["after"])
     assert step.norm() < 0.1 * T(d["grad"]).norm()
 

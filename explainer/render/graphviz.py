@@ -18,8 +18,17 @@ import networkx as nx
 
 from ..defaults import FORMATS
 from ..layout import Layout, run_dot
-from ..text import fmt_number, fmt_shape, optimizer_text, t, value_full, value_inline, value_lines
+from ..text import (
+    fmt_number,
+    fmt_shape,
+    optimizer_text,
+    t,
+    value_full,
+    value_inline,
+    value_lines,
+)
 from ..themes import FONT, Theme, get_theme
+from .arrange import beside, clusters, edge_text
 
 #: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
 #: other ops' numbers are internal settings (reduction enums, ignore_index).
@@ -27,6 +36,13 @@ SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "cla
 #: Longest forward path for which the diagram flows left to right (fits a 16:9 slide);
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
+#: The diagram's page: 16:9. Up to `CHOOSE_RANKDIR_MAX_NODES` nodes, the diagram file tries
+#: both directions and keeps the one drawn larger on such a page (two quick ``dot`` runs);
+#: beyond, the depth rule above decides.
+PAGE_ASPECT = 16 / 9
+CHOOSE_RANKDIR_MAX_NODES = 100
+#: A diagram longer than this many times its width is a strip (`page_rankdir`).
+MAX_STRIP = 3.0
 #: Above this many nodes, edge gradients are drawn as ``xlabel`` (placed after the
 #: layout) rather than ``label`` (which ``dot`` lays out as extra nodes): on a
 #: 1,355-node Transformer that is ~2.7x faster, at the price of looser placement.
@@ -86,6 +102,11 @@ def _subtitle(d: dict[str, Any], lang: str) -> str:
         return f"{what} · {d.get('ops', 0):,} {t('ops', lang)} · {shape}"
     if kind in ("param", "leaf", "input", "buffer"):
         what = t("parameter" if kind == "param" else kind, lang)
+        scalars = d.get("scalars") or []
+        if kind == "input" and scalars and d.get("op") in SCALAR_OPS:  # data computed from data: x ** 2
+            what += f" · {d['op']}(·, " + ", ".join(fmt_number(s) for s in scalars) + ")"
+        if (d.get("repeat") or 1) > 1:  # a stack of inputs in a folded view
+            what += f" × {d['repeat']}"
         return f"{what} · {shape}"
     op = d.get("op") or ""
     scalars = d.get("scalars") or []
@@ -123,13 +144,16 @@ def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions,
     rows.append(f'<TR><TD ALIGN="LEFT">{title}</TD></TR>')
     rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
 
-    def block(prefix: str, value: Any, color: str) -> None:
-        lines = value_lines(value, digits, lang)
+    def block(prefix: str, value: Any, color: str, intended: bool = False) -> None:
+        lines = value_lines(value, digits, lang, intended)
         for i, line in enumerate(lines):
             text = f"{prefix} = {line}" if i == 0 else " " * (len(prefix) + 3) + line
             rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(text), color, theme.font_size)}</TD></TR>')
 
-    block(t("value", lang), d.get("value"), theme.text)
+    block(t("value", lang), d.get("value"), theme.text, bool(d.get("intended_inf")))
+    if d.get("intended_inf") and not isinstance(d.get("value"), dict):
+        note = t("intended_inf", lang).format(what="NaN/Inf")
+        rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(note), theme.muted, theme.small_size)}</TD></TR>')
     if d.get("grad") is not None:
         block(t("grad", lang), d.get("grad"), theme.grad)
     upd = d.get("update")
@@ -164,7 +188,7 @@ def node_tooltip(d: dict[str, Any]) -> str:
     if d["kind"] == "module":
         parts.append(f"folded: {d.get('folded')} nodes ({d.get('ops')} ops, {d.get('params')} parameters); "
                      f"shows the output of {d.get('output')}")
-        parts.append(f"open it: --expand {d.get('path')}")
+        parts.append("--max-nodes 0 draws every node" if d.get("capped") else f"open it: --expand {d.get('path')}")
     return "\n".join(parts)
 
 
@@ -243,26 +267,10 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         f"fontcolor={_q(theme.grad)}, arrowsize=0.8, penwidth=1.2];",
     ]
 
-    # Nested module clusters, from the module paths (sorted for determinism).
-    members: dict[str, list[str]] = {}
-    loose: list[str] = []
-    for nid in g.nodes:
-        module = g.nodes[nid].get("module")
-        (members.setdefault(module, []) if module else loose).append(nid)
+    # Nested module clusters, one per module call (sorted for determinism).
+    members, children, roots = clusters(g)
     module_types: dict[str, str] = g.graph.get("modules", {})
-    paths = set(members)
-    for p in list(paths):
-        parts = p.split(".")
-        for i in range(1, len(parts)):
-            paths.add(".".join(parts[:i]))
-    children: dict[str, list[str]] = {}
-    roots = []
-    for p in sorted(paths):
-        parent = p.rpartition(".")[0]
-        if parent and parent in paths:
-            children.setdefault(parent, []).append(p)
-        else:
-            roots.append(p)
+    loose = members.pop("", [])
     counter = iter(range(1_000_000))
 
     def emit_node(nid: str, indent: str) -> None:
@@ -282,17 +290,21 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
             f"color={_q(border)}, penwidth={pen:g}{folded}, tooltip={_q(node_tooltip(d))}];"
         )
 
-    def emit_cluster(path: str, indent: str) -> None:
+    def emit_cluster(key: str, indent: str) -> None:
+        path, _, call = key.partition("#")
         mtype = module_types.get(path, "")
-        label = f"{path} ({mtype})" if mtype else path
+        label = path + (f" #{call}" if call else "") + (f" ({mtype})" if mtype else "")
         lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
         lines.append(
             f"{indent}  label={_q(label)}; style=\"rounded,dashed\"; color={_q(theme.cluster)}; "
             f"fontcolor={_q(theme.muted)}; fontsize={theme.small_size:g}; labeljust=l;"
         )
-        for nid in members.get(path, []):
+        inside = members.get(key, [])
+        for nid in inside:
             emit_node(nid, indent + "  ")
-        for child in children.get(path, []):
+        for pair in beside(g, inside):
+            lines.append(f"{indent}  {{rank=same; {_q(pair[0])}; {_q(pair[1])};}}")
+        for child in children.get(key, []):
             emit_cluster(child, indent + "  ")
         lines.append(f"{indent}}}")
 
@@ -310,7 +322,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         if d.get("grad") is None and d.get("backward_step") is None:
             attrs.append("style=dashed")
         elif len(grad_out) > 1:
-            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + value_inline(d['grad'], opts.digits, opts.lang))}")
+            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + edge_text(d['grad'], opts.digits, opts.lang))}")
         lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     if opts.legend:
@@ -340,6 +352,29 @@ def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> s
         if scale > best_scale * 1.05:  # prefer LR unless TB is clearly bigger
             best, best_scale = rankdir, scale
     return best
+
+
+def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:
+    """The direction in which the diagram (legend and title included) fits a 16:9 page best.
+
+    Both are laid out. A strip (longer than `MAX_STRIP` times its width) loses to a shape
+    that is none; otherwise the one drawn larger on the page wins, and when the two are
+    within 10% (a long chain: as wide one way as tall the other), the one with the
+    shorter long side, which needs less panning when shown at full size.
+    """
+    sizes = {}
+    for rankdir in ("LR", "TB"):
+        lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir)))
+        if lay is None:
+            return "LR"
+        w, h = max(lay.width, 1.0), max(lay.height, 1.0)
+        sizes[rankdir] = (max(w / h, h / w) > MAX_STRIP, min(PAGE_ASPECT / w, 1.0 / h), max(w, h))
+    (lr_strip, lr_scale, lr_side), (tb_strip, tb_scale, tb_side) = sizes["LR"], sizes["TB"]
+    if lr_strip != tb_strip:
+        return "TB" if lr_strip else "LR"
+    if abs(lr_scale - tb_scale) <= 0.1 * max(lr_scale, tb_scale):
+        return "LR" if lr_side <= tb_side else "TB"
+    return "LR" if lr_scale > tb_scale else "TB"
 
 
 _SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="[^"]*"')
@@ -380,6 +415,8 @@ def render_static(
     With ``positions``, also return that layout's `Layout` (else None).
     """
     opts = opts or DiagramOptions()
+    if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
+        opts = replace(opts, rankdir=page_rankdir(g, opts))
     source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
     layout = run_dot(source, paths, positions=positions)

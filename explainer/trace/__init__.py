@@ -13,12 +13,16 @@ mechanisms (function and dispatch modes, global module and optimizer hooks, hook
 * `tracker`: the modules running now, from global forward hooks;
 * `records`: the recorded ops and the sweep that keeps their memory bounded;
 * `blocks`: light blocks, a large model's repeated blocks traced by their outputs only;
+* `calls`: backward calls (``backward()``, ``torch.autograd.grad``) and closure steps, read from their arguments;
 * `capture`: hooks on the captured backward's nodes, held gradients, the leaves;
-* `updates`: the optimizer step (each parameter before and after) or a hand-written update;
+* `updates`: the optimizer steps (each parameter before and after) or a hand-written update;
+* `pending`: a captured backward waiting for its update (more backward calls may add to it);
 * `naming`: names from the user's frames, module paths, readable op names;
 * `engine_order`: the CPU autograd engine's order, simulated (pure Python);
 * `index`, `nodes`, `build`: the `Trace` built from a capture, in the order `build` states;
-* `session`: one trace from start to `Trace` (`Session`); `replay`: a script without backward;
+* `session`: one trace from start to `Trace` (`Session`); `stop`: stopping the script when done;
+* `threads`: backward calls in other threads;
+* `without`, `replay`: a script without backward (its loss computed again when it has no graph);
 * `tracer`: the Python API, `Tracer` and `trace_call`.
 
 Notes
@@ -28,7 +32,10 @@ that produced it (``tensor.grad_fn``). An in-place op (``nn.ReLU(inplace=True)``
 gives a tensor a new ``grad_fn``: the ``grad_fn`` and value it had just before are
 kept, so each node shows its own output. Autograd nodes that no aten op produced
 (rare: ``CopySlices``) have no value; a custom ``autograd.Function`` is named by its
-class and shows its output.
+class and shows its output (the tensors inside its forward are its internals, not
+drawn). Data that needs no gradient shows the value the op saw: a constant changed in
+place later (a GAN's ``label.fill_(0)``) is read by its version counter, from a copy
+kept just before the change.
 
 A leaf's ``grad`` is what this backward sent it (∂loss/∂leaf). When its ``.grad``
 already held an earlier backward's gradient, or changed before ``optimizer.step()``

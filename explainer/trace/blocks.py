@@ -102,6 +102,8 @@ class BlockCalls:
 
     #: (module stack, first sequence nr, end) of each call
     spans: list[tuple[ModuleStack, int, int]] = field(default_factory=list)
+    #: each span's call numbers (`explainer.trace.tracker.ModuleTracker`), by id(stack)
+    numbers: dict[int, tuple[int, ...]] = field(default_factory=dict)
     #: each light block's module stack, by id(block)
     stacks: dict[int, ModuleStack] = field(default_factory=dict)
     #: their outputs' values, by (grad_fn, output_nr)
@@ -147,8 +149,11 @@ class LightBlocks:
                 out.append(t)
         return out
 
-    def end_call(self, stack: ModuleStack, start: int, end: int, module: torch.nn.Module) -> None:
+    def end_call(
+        self, stack: ModuleStack, numbers: tuple[int, ...], start: int, end: int, module: torch.nn.Module
+    ) -> None:
         self.calls.spans.append((stack, start, end))
+        self.calls.numbers[id(stack)] = numbers
         self.calls.stacks.setdefault(id(module), stack)
 
     def keep_output(self, output: Any) -> None:
@@ -221,14 +226,17 @@ def nodes_outside(root: torch.Tensor, ops: list[OpRecord], calls: BlockCalls) ->
 def attribute_light_ops(
     fn_nodes: list[Any],
     recorded: dict[int, OpRecord],
-    spans: list[tuple[ModuleStack, int, int]],
+    calls: BlockCalls,
     fn_modules: dict[int, ModuleStack],
+    fn_numbers: dict[int, tuple[int, ...]],
 ) -> None:
-    """Give the ops of light blocks (node keys not in ``recorded``) their block in ``fn_modules``.
+    """Give the ops of light blocks (node keys not in ``recorded``) their block in ``fn_modules``
+    (and its call numbers in ``fn_numbers``).
 
     Autograd numbers nodes in creation order, and each block call noted the
     numbers it spanned, so a node belongs to the call whose span holds its number.
     """
+    spans = calls.spans
     if not spans:
         return
     by_seq = sorted(
@@ -238,8 +246,10 @@ def attribute_light_ops(
     )
     seqs = [seq for seq, _ in by_seq]
     for mods, start, end in spans:
+        numbers = calls.numbers.get(id(mods), ())
         for i in range(bisect.bisect_left(seqs, start), bisect.bisect_left(seqs, end)):
             fn_modules[by_seq[i][1]] = mods
+            fn_numbers[by_seq[i][1]] = numbers
 
 
 def light_note(paths: list[str]) -> Note:

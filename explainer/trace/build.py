@@ -29,7 +29,7 @@ from .internals import ran_on_cpu, sequence_nr
 from .model import Note, Trace
 from .naming import Names, natural_key, prefixes
 from .nodes import GraphBuilder
-from .updates import manual_updates
+from .updates import manual_updates, same_value
 
 __all__ = ["build_trace"]
 
@@ -38,9 +38,13 @@ def build_trace(capture: Capture, names: Names, notes: list[Note], step: int) ->
     """The `Trace` of a finished capture, in the order of this module's docstring."""
     ix = index_capture(capture)
     if capture.step.optimizer is None:
-        info = manual_updates(ix.leaf_value, ix.leaf_tensor, ix.leaf_grad, ix.updates, capture.keep)
+        # The gradients the hand-written update used (clipped, maybe), else backward's.
+        kept = capture.step.grads_at_update
+        used = {k: kept.get(id(t), ix.leaf_grad.get(k)) for k, t in ix.leaf_tensor.items()}
+        info = manual_updates(ix.leaf_value, ix.leaf_tensor, used, ix.updates, capture.keep)
         if info is not None:
             ix.opt_info = info
+            ix.grads_changed = [k for k in ix.updates if not same_value(used.get(k), ix.leaf_grad.get(k))]
     names.name_modules_and_tensors(ix.fn_modules)
     graph = GraphBuilder(ix, names)
     graph.add_all()
@@ -97,7 +101,8 @@ def _add_notes(ix: Indexed, graph: GraphBuilder, names: Names, notes: list[Note]
     if ix.grads_changed:
         changed = [graph.key_of(k) for k in ix.grads_changed]
         listed = ", ".join(f"{graph.nodes[key].name or 'a parameter'}.grad" for key in changed if key is not None)
-        notes.append(Note("note_grads_changed", {"names": listed}))
+        manual = ix.opt_info is not None and ix.opt_info.name == "manual update"
+        notes.append(Note("note_grads_changed_manual" if manual else "note_grads_changed", {"names": listed}))
     used = {p for m in {n.module for n in graph.nodes if n.module} for p in prefixes(m)}
     stacks = ix.capture.calls.stacks.values()
     light = sorted({p for mods in stacks if (p := names.module_path(mods)[0]) in used}, key=natural_key)

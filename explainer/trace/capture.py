@@ -24,11 +24,14 @@ from ..values import TensorValue
 from .blocks import BlockCalls, nodes_outside
 from .internals import AccumulateGrad, version_of
 from .modes import Switches
-from .records import OpRecord, Records
+from .records import OpRecord, Records, strengthen, tensors_in
 from .snapshots import snapshot
 from .updates import StepWatch
 
-__all__ = ["Capture", "HeldGrad", "copy_held"]
+__all__ = ["CONST_DEPTH", "Capture", "HeldGrad", "copy_held"]
+
+#: How many ops back the diagram follows data that needs no gradient (``x`` of ``x ** 2``).
+CONST_DEPTH = 2
 
 
 @dataclass
@@ -73,7 +76,9 @@ class Capture:
         self.switches = switches
         self.ops = records.ops
         self.produced = records.produced
-        self.const_pre = records.const_pre
+        self.const_at = records.const_at
+        #: (id(tensor), version) -> the value a constant argument of a graph op had when the op ran
+        self.const_values: dict[tuple[int, int], TensorValue] = {}
         self.calls = calls
         self.fn_nodes: list[Any] = []
         self.fn_index: dict[Any, int] = {}
@@ -95,16 +100,26 @@ class Capture:
         self.grad_out_fn: dict[Any, list[Any]] = {}
         self.flowed_fn: dict[Any, tuple[bool, ...]] = {}
         self.refired: set[Any] = set()
+        self.returned: set[Any] = set()  # leaves whose gradient torch.autograd.grad returned
         self.rec_outs: list[tuple[OpRecord, Any, int, TensorValue]] = []  # (record, node, output_nr, value)
         # Leaves: their values before backward and the optimizer can touch them, whether
         # their .grad was already non-zero, and (after backward) their .grad.
         self.leaf_value_fn: dict[Any, TensorValue] = {}
         self.had_grad_fns: set[Any] = set()
         self.leaf_grad_fn: dict[Any, TensorValue | None] = {}
+        # The light blocks' parameters (their nodes have no hooks): their values now and
+        # their .grad after backward, which autograd leaves there at no cost; by id(tensor).
+        self.block_params: dict[int, torch.Tensor] = {
+            id(p): p for mods in calls.stacks.values() for p in mods[-1].parameters()
+        }
+        self.block_value: dict[int, TensorValue] = {}
+        self.block_grad: dict[int, TensorValue | None] = {}
         self._snap_leaves()
-        self.step = StepWatch(self.leaf_value_fn, self.leaf_grad_fn, list(calls.stacks.values()), keep_elements)
+        self.step = StepWatch(self.leaf_value_fn, self.leaf_grad_fn, self.block_params, keep_elements)
 
     def _snap_leaves(self) -> None:
+        for key, p in self.block_params.items():
+            self.block_value[key] = snapshot(p, self.keep)
         for fn in self._hooked:
             if type(fn) is not AccumulateGrad:
                 continue
@@ -219,13 +234,31 @@ class Capture:
 
     # -- after backward ------------------------------------------------------------
 
+    def returned_grads(self, inputs: tuple[torch.Tensor, ...], grads: Any) -> None:
+        """``torch.autograd.grad`` returned the gradients of ``inputs`` instead of adding them
+        to ``.grad`` (their ``AccumulateGrad`` nodes never ran): they are the leaves' gradients,
+        and each leaf takes its backward step right after the last node that sent it one."""
+        by_var = {id(fn.variable): fn for fn in self.leaf_value_fn}
+        got = grads.values() if isinstance(grads, dict) else grads
+        for t, g in zip(inputs, got if isinstance(got, (list, tuple)) else (got,)):
+            fn = by_var.get(id(t))
+            if fn is None or not isinstance(g, torch.Tensor):
+                continue
+            self.grad_in_fn[fn] = [snapshot(g, self.keep)]
+            self.flowed_fn[fn] = ()
+            self.returned.add(fn)
+            senders = [i for i, p in enumerate(self.order_fns) if any(c is fn for c, _ in p.next_functions)]
+            self.order_fns.insert(senders[-1] + 1 if senders else len(self.order_fns), fn)
+
     def after_backward(self) -> None:
         """Right after backward, before an optimizer can change anything: the leaves'
         ``.grad`` and the recorded ops' values, by node (keys come in `explainer.trace.build`)."""
         for fn in self.leaf_value_fn:
             var = fn.variable
             flowed = self.grad_in_fn.get(fn)
-            if (
+            if fn in self.returned and flowed:
+                self.leaf_grad_fn[fn] = flowed[0]
+            elif (
                 flowed
                 and flowed[0] is not None
                 and fn not in self.had_grad_fns
@@ -236,15 +269,42 @@ class Capture:
                 self.leaf_grad_fn[fn] = flowed[0]
             else:
                 self.leaf_grad_fn[fn] = snapshot(var.grad, self.keep) if var.grad is not None else None
+        for key, p in self.block_params.items():
+            self.block_grad[key] = snapshot(p.grad, self.keep) if p.grad is not None else None
         # Each output's node is read now: a view's grad_fn is made anew once its base
         # changes in place (an optimizer step on a weight changes weight.t()'s).
         for rec in self.ops:
+            used = False
             for j, t in enumerate(rec.outs):
                 fn, nr = rec.node(j)
                 if fn is None or not (fn in self.fn_index or (self.kept_fns is not None and fn in self.kept_fns)):
                     continue
                 value = rec.pre_mutation[j] if j in rec.pre_mutation else snapshot(t, self.keep)
                 self.rec_outs.append((rec, fn, nr, value))
+                used = True
+            if used:
+                self._keep_constants(rec)
+
+    def _keep_constants(self, rec: OpRecord, depth: int = 0) -> None:
+        """The constant arguments of a graph op, as the op saw them: now, unless an in-place
+        op has changed one since (``label.fill_(0)``): then the value kept just before that.
+        Also those of the ops that computed them (``x ** 2`` from ``x``), two levels up."""
+        args, alive = strengthen((rec.args, rec.kwargs))
+        if not alive:
+            return
+        for a, version in zip(tensors_in(args), rec.versions):
+            if a.requires_grad or a.grad_fn is not None:
+                continue
+            key = (id(a), version)
+            if key in self.const_values:
+                continue
+            if key in self.const_at:
+                self.const_values[key] = self.const_at[key]
+            elif version_of(a) == version:
+                self.const_values[key] = snapshot(a, self.keep)
+            hit = self.produced.get(id(a))
+            if hit is not None and depth < CONST_DEPTH and not hit[0].emptied:
+                self._keep_constants(hit[0], depth + 1)
 
     def release_grads(self) -> None:
         """Let the held gradients go (once copied)."""

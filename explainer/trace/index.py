@@ -46,6 +46,7 @@ class Indexed:
     fn_value: dict[tuple[int, int], TensorValue]  # (key, output_nr) -> forward value
     fn_rec: dict[int, OpRecord]
     fn_modules: dict[int, ModuleStack]
+    fn_numbers: dict[int, tuple[int, ...]]  # each module's call number, as in fn_modules
 
 
 def index_capture(capture: Capture) -> Indexed:
@@ -63,6 +64,18 @@ def index_capture(capture: Capture) -> Indexed:
     capture.release_grads()
     step = capture.step
     fn_value, fn_rec = _forward_values(capture)
+    leaf_tensor = {
+        k: fn.variable
+        for k, fn in enumerate(capture.fn_nodes)
+        if type(fn) is AccumulateGrad and isinstance(fn.variable, torch.Tensor)
+    }
+    leaf_value, leaf_grad = by_key(capture.leaf_value_fn), by_key(capture.leaf_grad_fn)
+    for k, var in leaf_tensor.items():
+        # A light block's parameters: copied before backward and after it, by id.
+        if k not in leaf_value and id(var) in capture.block_value:
+            leaf_value[k] = capture.block_value[id(var)]
+            leaf_grad[k] = capture.block_grad.get(id(var))
+    by_id = {id(var): k for k, var in leaf_tensor.items()}
     ix = Indexed(
         capture=capture,
         fn_nodes=capture.fn_nodes,
@@ -73,22 +86,19 @@ def index_capture(capture: Capture) -> Indexed:
         grad_out=grad_out,
         flowed=by_key(capture.flowed_fn),
         refired={index[fn] for fn in capture.refired if fn in index},
-        leaf_tensor={
-            k: fn.variable
-            for k, fn in enumerate(capture.fn_nodes)
-            if type(fn) is AccumulateGrad and isinstance(fn.variable, torch.Tensor)
-        },
-        leaf_value=by_key(capture.leaf_value_fn),
+        leaf_tensor=leaf_tensor,
+        leaf_value=leaf_value,
         leaf_had_grad={index[fn] for fn in capture.had_grad_fns if fn in index},
-        leaf_grad=by_key(capture.leaf_grad_fn),
-        updates=by_key(step.updates_fn),
-        grads_changed=[index[fn] for fn in step.changed_fns if fn in index],
+        leaf_grad=leaf_grad,
+        updates={by_id[i]: u for i, u in step.updates.items() if i in by_id},
+        grads_changed=[by_id[i] for i in step.changed if i in by_id],
         opt_info=step.info,
         fn_value=fn_value,
         fn_rec=fn_rec,
         fn_modules={k: rec.modules for k, rec in fn_rec.items()},
+        fn_numbers={k: rec.numbers for k, rec in fn_rec.items()},
     )
-    attribute_light_ops(ix.fn_nodes, ix.fn_rec, capture.calls.spans, ix.fn_modules)
+    attribute_light_ops(ix.fn_nodes, ix.fn_rec, capture.calls, ix.fn_modules, ix.fn_numbers)
     return ix
 
 

@@ -17,6 +17,7 @@ these names breaks this module and nothing else:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "function_modes_off",
     "is_aten_op",
     "is_custom_function",
+    "is_random",
     "next_sequence_nr",
     "op_schema",
     "output_meta",
@@ -159,6 +161,12 @@ def is_aten_op(func: Any) -> bool:
     return isinstance(func, torch._ops.OpOverload)
 
 
+@functools.lru_cache(maxsize=4096)
+def is_random(func: Any) -> bool:
+    """Does this aten op draw random numbers (``bernoulli_``, ``randn_like``, dropout)?"""
+    return torch.Tag.nondeterministic_seeded in getattr(func, "tags", ())
+
+
 def op_schema(func: Any) -> Any:
     """An aten op's schema (``torch._C.FunctionSchema``: its arguments and which it writes); None if none."""
     return getattr(func, "_schema", None)
@@ -168,8 +176,12 @@ def op_schema(func: Any) -> Any:
 
 
 def version_of(t: torch.Tensor) -> int:
-    """The tensor's version counter: it grows with every in-place change."""
-    return t._version
+    """The tensor's version counter: it grows with every in-place change (0 for the tensors
+    made under ``torch.inference_mode()``, which keep none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return 0
 
 
 def view_base(t: torch.Tensor) -> torch.Tensor | None:

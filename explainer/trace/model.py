@@ -93,6 +93,9 @@ class TraceNode:
     module_type: str | None = None
     update: ParamUpdate | None = None
     n_outputs: int = 1
+    #: module path -> which call of that module the node ran in (1, 2, ...), for the
+    #: modules on its path that ran more than once in the traced forward
+    calls: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

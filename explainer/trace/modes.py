@@ -1,7 +1,7 @@
 """The trace's two modes, and the one place that moves them on and off the mode stacks.
 
-* `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward`` and
-  ``torch.autograd.backward`` and notes the function-level call each op runs in
+* `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward``,
+  ``torch.autograd.backward`` and ``torch.autograd.grad`` and notes the function-level call each op runs in
   (``linear``, ``cross_entropy``);
 * `Recorder`, a ``TorchDispatchMode``, sees every aten op (so ops inside composites,
   e.g. ``log_softmax`` inside ``cross_entropy``) and hands it to the session to record.
@@ -12,7 +12,7 @@ they report to (the session), like PyTorch's own small modes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,13 +23,14 @@ from torch.overrides import TorchFunctionMode
 from .internals import (
     DispatchMode,
     dispatch_mode_off,
-    op_schema,
     pop_dispatch_mode,
     pop_function_mode,
     push_dispatch_mode,
     push_function_mode,
+    version_of,
 )
 from .naming import named_call
+from .records import mutated_inputs, rng_state, tensors_in
 
 __all__ = ["Interceptor", "Listener", "Modes", "Recorder", "Switches"]
 
@@ -43,6 +44,9 @@ class Switches:
     recording: bool = True
     busy: bool = False  # the trace's own work (copies, graph walks): passed through unrecorded
     call: str | None = None  # the torch function running now ("linear")
+    #: while set, told of every in-place op that runs unrecorded (a hand-written update after
+    #: the captured backward: ``p.data.add_(p.grad, alpha=-lr)``)
+    on_write: Callable[[list[torch.Tensor]], None] | None = None
 
     @contextmanager
     def busy_now(self) -> Iterator[None]:
@@ -57,7 +61,10 @@ class Switches:
 class Listener(Protocol):
     """What the modes report to (`explainer.trace.session.Session`)."""
 
-    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None: ...
+    def record(
+        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, rng: Any = None,
+        versions: tuple[int, ...] = (),
+    ) -> None: ...
 
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None: ...
 
@@ -78,38 +85,26 @@ class Recorder(DispatchMode):
         kwargs = kwargs or {}
         sw = self.switches
         if not sw.recording or sw.busy:
+            if sw.on_write is not None and not sw.busy:
+                written = mutated_inputs(func, args, kwargs)
+                if written:
+                    sw.on_write(written)
             return func(*args, **kwargs)
-        mutated = _mutated_inputs(func, args, kwargs)
+        mutated = mutated_inputs(func, args, kwargs)
         if mutated:
             self.listener.note_mutation(mutated, func)
+        rng = rng_state(func, kwargs)
+        # Each argument's version as the op saw it (a constant changed in place later is
+        # shown as it was then): read before the op, which may change it in place.
+        versions = tuple(version_of(a) for a in tensors_in((args, kwargs)))
         out = func(*args, **kwargs)
-        self.listener.record(func, args, kwargs, out)
+        self.listener.record(func, args, kwargs, out, rng, versions)
         return out
-
-
-#: Batch-norm ops that update running_mean / running_var (arguments 3 and 4) in
-#: training mode although their schema does not mark them as written.
-_UNMARKED_BN = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
-
-
-def _mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    schema = op_schema(func)
-    if schema is None:
-        return []
-    out: list[torch.Tensor] = []
-    packet = getattr(func, "overloadpacket", None)
-    if packet is not None and packet.__name__ in _UNMARKED_BN and len(args) > 5 and args[5]:
-        out.extend(a for a in args[3:5] if isinstance(a, torch.Tensor))
-    for i, arg in enumerate(schema.arguments):
-        if arg.alias_info is not None and arg.alias_info.is_write:
-            val = args[i] if i < len(args) else kwargs.get(arg.name)
-            if isinstance(val, torch.Tensor):
-                out.append(val)
-    return out
 
 
 _TENSOR_BACKWARD = torch.Tensor.backward
 _AUTOGRAD_BACKWARD = torch.autograd.backward
+_AUTOGRAD_GRAD = torch.autograd.grad
 
 
 class Interceptor(TorchFunctionMode):
@@ -128,6 +123,8 @@ class Interceptor(TorchFunctionMode):
             return self.listener.on_backward(func, args, kwargs, kind="method")
         if func is _AUTOGRAD_BACKWARD:
             return self.listener.on_backward(func, args, kwargs, kind="function")
+        if func is _AUTOGRAD_GRAD:
+            return self.listener.on_backward(func, args, kwargs, kind="grad")
         sw = self.switches
         if not sw.recording or sw.busy:
             return func(*args, **kwargs)

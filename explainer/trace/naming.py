@@ -19,18 +19,24 @@ from .internals import buffers_of, is_aten_op, parameters_of
 from .tracker import ModuleStack
 
 __all__ = [
+    "SAME_VALUE",
     "ModuleNames",
     "Names",
     "collect_names",
     "friendly_op",
+    "indexed_name",
     "is_user_file",
     "named_call",
     "names_in_frames",
     "natural_key",
     "prefixes",
+    "user_line",
 ]
 
 ModuleNames = dict[int, tuple[str, torch.nn.Module]]
+
+#: Tuples up to this long in the user's scope name their tensors (``hidden[0]``).
+_ELEMENTS_NAMED = 8
 
 
 # --------------------------------------------------------------------------- ops
@@ -110,6 +116,15 @@ def is_user_file(filename: str) -> bool:
     return not any(path.startswith(d + os.sep) for d in _STDLIB_DIRS)
 
 
+def user_line(frame: types.FrameType | None) -> str:
+    """``train.py:42``: the innermost line of the user's code on the stack (empty if none)."""
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
 def names_in_frames(frame: types.FrameType | None) -> tuple[dict[int, str], ModuleNames]:
     """Names of tensors and modules visible in the user's frames, innermost first.
 
@@ -158,6 +173,11 @@ def collect_names(scope: dict[str, Any], tensors: dict[int, str], modules: Modul
             tensors.setdefault(id(obj), name)
         elif isinstance(obj, torch.nn.Module):
             modules.setdefault(id(obj), (name, obj))
+        elif isinstance(obj, tuple) and len(obj) <= _ELEMENTS_NAMED:
+            # An LSTM's hidden state (h, c), a batch (x, y): each tensor by its place.
+            for i, item in enumerate(obj):
+                if isinstance(item, torch.Tensor):
+                    tensors.setdefault(id(item), f"{name}[{i}]")
 
 
 # --------------------------------------------------------------------------- module paths
@@ -208,9 +228,11 @@ class Names:
         """Name the root modules no variable names, then every parameter and buffer.
 
         ``stacks`` are the module stacks the graph's ops ran in, by node key. A
-        parameter (or buffer) of a nested module is named by its path (``fc1.weight``,
-        ``bn.running_mean``); one that belongs to the named module itself gets the
-        variable's name in front (``model.weight``), which reads like the script.
+        parameter (or buffer) is named by its full path from the module the forward
+        ran (``model.fc1.weight``, ``net.0.weight``, ``model.weight``), the path its
+        module's frame shows. A module reached by two names (``linear1``, and
+        ``bn_model.0`` inside ``nn.Sequential(linear1, ...)``) is named from the module
+        the forward ran first, so its parameters sit in the frame of its ops.
         """
         # Modules the forward ran in that no variable names: named by their class.
         taken = {name for name, _ in self.modules.values()}
@@ -224,7 +246,9 @@ class Names:
                     name, i = f"{base}_{i}", i + 1
                 taken.add(name)
                 self.modules[id(root)] = (name, root)
-        for mod_name, mod in self.modules.values():
+        ran = {id(stacks[k][0]): None for k in sorted(stacks) if stacks[k]}
+        named = sorted(self.modules.items(), key=lambda kv: kv[0] not in ran)  # stable: frames order otherwise
+        for _, (mod_name, mod) in named:
             for owner_path, owner in mod.named_modules():
                 self._name_own_tensors(mod_name, owner_path, owner)
 
@@ -233,11 +257,11 @@ class Names:
         for pname, p in parameters_of(owner).items():
             if p is None:
                 continue
-            label = f"{owner_path}.{pname}" if owner_path else f"{mod_name}.{pname}"
+            label = f"{module}.{pname}"
             self.params.setdefault(id(p), (label, module, type(owner).__name__))
         for bname, b in buffers_of(owner).items():
             if b is not None:
-                label = f"{owner_path}.{bname}" if owner_path else f"{mod_name}.{bname}"
+                label = f"{module}.{bname}"
                 self.buffers.setdefault(id(b), (label, module))
 
     def add_ancestors(self, modules: dict[str, str]) -> None:
@@ -261,3 +285,102 @@ def prefixes(path: str) -> list[str]:
 def natural_key(path: str) -> tuple[Any, ...]:
     """Sort key: ``layers.2`` before ``layers.10``."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
+
+
+# --------------------------------------------------------------------------- indexed data
+
+#: Ops whose output has the input's values (a copy, a contiguous copy, an alias): data they
+#: make is drawn as the data they copied.
+SAME_VALUE = frozenset({"clone", "alias", "detach", "lift_fresh", "contiguous"})
+#: Ops that make a tensor from nothing: a part of one is named ``zeros[0]``.
+_FACTORIES = frozenset({"zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "full_like", "new_zeros",
+                        "new_ones", "new_full", "new_empty",
+                        "empty_like", "eye", "linspace"})
+#: Ops that take part of a tensor: their outputs are named ``x[:, 3]`` after the tensor.
+_INDEX_OPS = frozenset(
+    {"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias", "index"}
+)
+
+
+def indexed_name(t: torch.Tensor, names: dict[int, str], produced: dict[int, Any]) -> str | None:
+    """``x[:, 3]`` for a part of a named tensor ``x`` (through ``x[:, t]``, ``x.split``, ``x.unbind``),
+    None when ``t`` is no such part. ``produced`` maps id(tensor) -> (record, output index)."""
+    hit = _index_path(t, names, produced, 0)
+    if hit is None or hit[0] == names.get(id(t)):
+        return None
+    name, items = hit[0], list(hit[1])
+    while items and items[-1] == ":":
+        items.pop()
+    return f"{name}[{', '.join(items)}]" if items else None
+
+
+def _index_path(
+    t: torch.Tensor, names: dict[int, str], produced: dict[int, Any], depth: int
+) -> tuple[str, list[str], list[int]] | None:
+    """(base name, one index per dimension of the base, base dimension of each of ``t``'s)."""
+    name = names.get(id(t))
+    if name is not None:
+        return name, [":"] * t.dim(), list(range(t.dim()))
+    hit = produced.get(id(t))
+    if hit is None or depth > 6:
+        return None
+    rec, j = hit
+    if rec.emptied or rec.func is None:
+        return None
+    op = friendly_op(rec.func)
+    args = rec.args
+    if op in _FACTORIES and depth > 0:  # zeros[0]: a part of an unnamed tensor torch.zeros made
+        return op, [":"] * t.dim(), list(range(t.dim()))
+    if op not in _INDEX_OPS and op not in SAME_VALUE or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    if op in SAME_VALUE:
+        return None if args[0] is t else _index_path(args[0], names, produced, depth + 1)
+    base = _index_path(args[0], names, produced, depth + 1)
+    if base is None:
+        return None
+    name, items, dims = base[0], list(base[1]), list(base[2])
+
+    def arg(i: int, key: str, default: Any) -> Any:
+        return args[i] if len(args) > i else rec.kwargs.get(key, default)
+
+    if op == "alias":
+        return name, items, dims
+    if op == "index":  # x[idx]: one named index tensor; what follows has no simple index
+        indices = args[1] if len(args) > 1 else rec.kwargs.get("indices", ())
+        used = [(i, ix) for i, ix in enumerate(indices or ()) if ix is not None]
+        if len(used) != 1 or not isinstance(used[0][1], torch.Tensor) or used[0][1] is t:
+            return None
+        index_name = names.get(id(used[0][1]))
+        if index_name is None or used[0][0] >= len(dims):
+            return None
+        items[dims[used[0][0]]] = index_name
+        return name, items, []
+    size = args[0].dim() + (op == "unsqueeze")
+    dim = int(arg(2 if op in ("split", "split_with_sizes") else 1, "dim", 0))
+    dim = dim + size if dim < 0 else dim
+    if op == "unsqueeze" and 0 <= dim <= len(dims):  # x[:, None]: a new dimension before dims[dim]
+        at = dims[dim] if dim < len(dims) else len(items)
+        items.insert(at, "None")
+        dims = [d + (d >= at) for d in dims]
+        dims.insert(dim, at)
+        return name, items, dims
+    if not 0 <= dim < len(dims):
+        return None
+    if op in ("select", "unbind"):
+        index = j if op == "unbind" else int(arg(2, "index", 0))
+        items[dims[dim]] = str(index + args[0].shape[dim] if index < 0 else index)
+        dims.pop(dim)
+        return name, items, dims
+    length = args[0].shape[dim]
+    if op == "slice":
+        start, end, step = arg(2, "start", None), arg(3, "end", None), arg(4, "step", 1)
+    elif op == "narrow":
+        start, step = int(arg(2, "start", 0)), 1
+        end = start + int(arg(3, "length", 0))
+    else:  # split, split_with_sizes: where output j starts and ends
+        start = sum(int(o.shape[dim]) for o in rec.outs[:j])
+        end, step = start + int(rec.outs[j].shape[dim]), 1
+    lo = "" if not start else str(start)
+    hi = "" if end is None or end >= length else str(end)
+    items[dims[dim]] = f"{lo}:{hi}" + (f":{step}" if step not in (None, 1) else "")
+    return name, items, dims

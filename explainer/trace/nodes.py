@@ -12,15 +12,19 @@ from typing import Any
 import torch
 
 from ..values import TensorValue
+from .capture import CONST_DEPTH
 from .index import Indexed
-from .internals import is_custom_function, output_meta, sequence_nr
+from .internals import is_custom_function, is_random, output_meta, sequence_nr
 from .model import TraceEdge, TraceNode
-from .naming import Names, friendly_op
-from .records import OpRecord, scalar_args, tensors_in
+from .naming import SAME_VALUE, Names, friendly_op, indexed_name
+from .records import OpRecord, scalar_args, strengthen, tensors_in
 from .snapshots import dtype_name, snapshot
+from .tracker import ModuleStack
 
 __all__ = ["GraphBuilder"]
 
+#: Ops that only copy, alias or fill: an unnamed constant they made is named by its call.
+_PLUMBING = frozenset({"detach", "alias", "fill", "zero", "copy", "empty", "clone", "to_copy", "lift_fresh"})
 #: Calls and ops that only bring a literal (``torch.tensor([1.0])``) into the graph.
 _LITERAL_CALLS = frozenset({"lift_fresh", "lift", "lift_fresh_copy", "tensor", "as_tensor", "asarray", "from_numpy"})
 
@@ -41,8 +45,11 @@ class GraphBuilder:
         self.edges: dict[tuple[int, int], TraceEdge] = {}
         self.modules: dict[str, str] = {}
         self.accumulated: list[str] = []
-        self._new_id: dict[tuple[str, int], int] = {}  # ("fn", key) or ("t", id(tensor)) -> node key
+        #: ("fn", key) or ("t", id(tensor), version) -> node key: a constant changed in place
+        #: between two uses (a GAN's ``label``) is two nodes, each with the value its op saw
+        self._new_id: dict[tuple[str, int] | tuple[str, int, int], int] = {}
         self._consts: dict[int, torch.Tensor] = {}  # held, so their ids stay theirs while building
+        self._stacks: dict[int, tuple[ModuleStack, tuple[int, ...]]] = {}  # node key -> modules, call numbers
 
     def key_of(self, k: int) -> int | None:
         """The trace node key of autograd node ``k``; None if it has no node."""
@@ -62,15 +69,37 @@ class GraphBuilder:
             for c, _ in ix.children[k]:
                 if c in ix.leaf_tensor:
                     self._add_leaf(c)
-            const_args: list[tuple[int, torch.Tensor]] = []
-            if rec is not None:
-                for pos, a in enumerate(tensors_in((rec.args, rec.kwargs))):
+            const_args: list[tuple[int, torch.Tensor, int]] = []
+            # A custom autograd.Function's record is the last op inside its forward: the
+            # tensors that op used are the Function's internals, not inputs of the graph.
+            if rec is not None and not is_custom_function(ix.fn_nodes[k]):
+                for pos, (a, version) in enumerate(zip(tensors_in((rec.args, rec.kwargs)), rec.versions)):
                     if not a.requires_grad and a.grad_fn is None:
-                        const_args.append((pos, a))
-                for _, a in const_args:
-                    self._add_const(a)
+                        const_args.append((pos, *self._copied_from(a, version)))
+                for _, a, version in const_args:
+                    self._add_const(a, version)
             key = self._add_op(k, rec)
             self._add_edges(k, key, const_args)
+        self._number_calls()
+
+    def _number_calls(self) -> None:
+        """Each node's call of every module on its path that ran more than once (1, 2, ...
+        in the order the calls began), so that each call can be drawn apart."""
+        paths: dict[int, list[str]] = {}  # id(stack) -> the path of each of its prefixes
+        seen: dict[str, set[int]] = {}
+        per_node: dict[int, list[tuple[str, int]]] = {}
+        for key, (mods, numbers) in self._stacks.items():
+            if len(numbers) != len(mods):
+                continue
+            levels = paths.get(id(mods))
+            if levels is None:
+                levels = paths[id(mods)] = [self.names.module_path(mods[: i + 1])[0] or "" for i in range(len(mods))]
+            per_node[key] = list(zip(levels, numbers))
+            for path, n in per_node[key]:
+                seen.setdefault(path, set()).add(n)
+        rank = {path: {n: i + 1 for i, n in enumerate(sorted(ns))} for path, ns in seen.items() if len(ns) > 1}
+        for key, at in per_node.items():
+            self.nodes[key].calls = {path: rank[path][n] for path, n in at if path in rank}
 
     # -- leaves and constants ---------------------------------------------------
 
@@ -114,29 +143,46 @@ class GraphBuilder:
         )
         return self._append(("fn", k), node)
 
-    def _add_const(self, t: torch.Tensor) -> int:
-        if ("t", id(t)) in self._new_id:
-            return self._new_id[("t", id(t))]
+    def _add_const(self, t: torch.Tensor, version: int, depth: int = 0) -> int:
+        """A tensor that needs no gradient: named by the script (``x``), as a part of one
+        (``x[:, 3]``), by where it came from (``dropout mask``), or drawn with the op that
+        computed it from named data (``x → pow(·, 2)``), `CONST_DEPTH` ops back at most."""
+        ref = ("t", id(t), version)
+        if ref in self._new_id:
+            return self._new_id[ref]
         self._consts[id(t)] = t
         capture = self.ix.capture
         name = self.names.tensors.get(id(t))
         kind = "input"
         module = mtype = op = call = None
-        value = capture.const_pre.get(id(t))
+        scalars: tuple[Any, ...] = ()
+        stack: tuple[ModuleStack, tuple[int, ...]] | None = None
+        sources: list[tuple[int, int]] = []  # (argument position, node key) of an op drawn with it
+        value = capture.const_values.get((id(t), version))
         hit = capture.produced.get(id(t))
-        if hit is not None:
-            rec, i = hit
-            value = rec.pre_mutation.get(i, value)
-            origin = rec.call or friendly_op(rec.func)
-            if name is None and origin not in _LITERAL_CALLS and friendly_op(rec.func) not in _LITERAL_CALLS:
-                # An unnamed constant computed by a call (dropout's mask, torch.ones):
-                # say where it came from rather than just "input".
+        if hit is not None and name is None:
+            rec = hit[0]
+            name = indexed_name(t, self.names.tensors, capture.produced)
+            if name is None and not _is_literal(rec):
+                # An unnamed constant computed by a call: the op and where it ran, and
+                # the named data it came from, if any (else "dropout mask", "zeros ⊂ lstm").
                 call = rec.call
-                op = "dropout mask" if "dropout" in origin else origin
+                op = friendly_op(rec.func)
+                if "dropout" in (rec.call or op):
+                    op = "dropout mask"
+                elif op in _PLUMBING and rec.call:
+                    op = rec.call  # torch.zeros runs a detach: the call says more
                 module, mtype = self.names.module_path(rec.modules)
+                stack = (rec.modules, rec.numbers)
+                if depth < CONST_DEPTH and self._leads_to_data(rec, depth):
+                    args, _ = strengthen((rec.args, rec.kwargs))
+                    for pos, (a, v) in enumerate(zip(tensors_in(args), rec.versions)):
+                        if not a.requires_grad and a.grad_fn is None:
+                            sources.append((pos, self._add_const(a, v, depth + 1)))
+                    scalars = scalar_args(rec.args)
         if id(t) in self.names.buffers:
             name, module = self.names.buffers[id(t)]
-            kind, op, call, mtype = "buffer", None, None, None
+            kind, op, call, mtype, stack = "buffer", None, None, None, None
         if module and mtype:
             self.modules.setdefault(module, mtype)
         node = TraceNode(
@@ -146,7 +192,7 @@ class GraphBuilder:
             op=op,
             autograd=None,
             call=call,
-            scalars=(),
+            scalars=scalars,
             shape=tuple(t.shape),
             dtype=str(t.dtype).removeprefix("torch."),
             requires_grad=False,
@@ -154,9 +200,49 @@ class GraphBuilder:
             module=module,
             module_type=mtype,
         )
-        return self._append(("t", id(t)), node)
+        if stack is not None and module:
+            self._stacks[node.key] = stack
+        key = self._append(ref, node)
+        for pos, src in sources:
+            self._add_edge(src, key, pos, None, 0, False)
+        return key
 
-    def _append(self, ref: tuple[str, int], node: TraceNode) -> int:
+    def _copied_from(self, t: torch.Tensor, version: int) -> tuple[torch.Tensor, int]:
+        """The data a copy was made of (``clone``, ``contiguous``, ``detach``), as that copy saw
+        it: drawn once, as itself, rather than as a chain of copies."""
+        for _ in range(CONST_DEPTH):
+            if id(t) in self.names.tensors or id(t) in self.names.buffers:
+                break  # the script's own name for it wins
+            hit = self.ix.capture.produced.get(id(t))
+            if hit is None or hit[0].emptied or friendly_op(hit[0].func) not in SAME_VALUE:
+                break
+            rec = hit[0]
+            src = rec.args[0] if rec.args else None
+            if not isinstance(src, torch.Tensor) or src.requires_grad or src.grad_fn is not None or not rec.versions:
+                break
+            t, version = src, rec.versions[0]
+        return t, version
+
+    def _leads_to_data(self, rec: OpRecord, depth: int) -> bool:
+        """Did this op compute its output from data the script named (within `CONST_DEPTH` ops)?
+        Random draws (a dropout mask) and literals are where data starts, not ops to draw."""
+        if rec.emptied or is_random(rec.func) or _is_literal(rec):
+            return False
+        args, alive = strengthen((rec.args, rec.kwargs))
+        if not alive:
+            return False
+        produced, names = self.ix.capture.produced, self.names.tensors
+        for a in tensors_in(args):
+            if a.requires_grad or a.grad_fn is not None:
+                continue
+            if id(a) in names or indexed_name(a, names, produced) is not None:
+                return True
+            hit = produced.get(id(a))
+            if hit is not None and depth + 1 < CONST_DEPTH and self._leads_to_data(hit[0], depth + 1):
+                return True
+        return False
+
+    def _append(self, ref: tuple[str, int] | tuple[str, int, int], node: TraceNode) -> int:
         self.nodes.append(node)
         self._new_id[ref] = node.key
         return node.key
@@ -171,6 +257,8 @@ class GraphBuilder:
         shape, dtype = _output_meta(fn) if value is None and k != 0 else ((), "")
         mods = ix.fn_modules.get(k)
         module, mtype = self.names.module_path(mods) if mods else (None, None)
+        if mods:
+            self._stacks[len(self.nodes)] = (mods, ix.fn_numbers.get(k, ()))
         if module:
             self.modules.setdefault(module, mtype or "")
         grads = ix.grad_in.get(k) or []
@@ -216,7 +304,7 @@ class GraphBuilder:
             name = self.names.tensors.get(id(self.ix.capture.root))
         return name
 
-    def _add_edges(self, k: int, key: int, const_args: list[tuple[int, torch.Tensor]]) -> None:
+    def _add_edges(self, k: int, key: int, const_args: list[tuple[int, torch.Tensor, int]]) -> None:
         """The edges into op ``k`` (trace node ``key``), with the gradients it sent back."""
         ix = self.ix
         sent = ix.grad_out.get(k) or []
@@ -228,8 +316,8 @@ class GraphBuilder:
             g = sent[slot] if slot < len(sent) else None
             went = flowed is None or (slot < len(flowed) and flowed[slot])
             self._add_edge(self._new_id[("fn", c)], key, slot, g, nr, went)
-        for pos, a in const_args:
-            self._add_edge(self._new_id[("t", id(a))], key, pos, None, 0, False)
+        for pos, a, version in const_args:
+            self._add_edge(self._new_id[("t", id(a), version)], key, pos, None, 0, False)
 
     def _add_edge(self, src: int, dst: int, slot: int, grad: TensorValue | None, nr: int, flowed: bool) -> None:
         e = self.edges.get((src, dst))
@@ -240,6 +328,10 @@ class GraphBuilder:
         e.flowed = e.flowed or flowed
         if grad is not None and e.grad is None:
             e.grad = grad  # repeated slots arrive pre-summed in the first one (see `Capture._make_post`)
+
+
+def _is_literal(rec: OpRecord) -> bool:
+    return (rec.call or "") in _LITERAL_CALLS or friendly_op(rec.func) in _LITERAL_CALLS
 
 
 def _output_meta(fn: Any) -> tuple[tuple[int, ...], str]:

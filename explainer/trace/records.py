@@ -9,6 +9,7 @@ outside any graph let go of their tensors once nobody else holds them
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 import weakref
@@ -19,11 +20,11 @@ from typing import Any
 import torch
 
 from ..values import TensorValue
-from .internals import view_base
+from .internals import is_random, op_schema, version_of, view_base
 from .snapshots import snapshot
 from .tracker import ModuleStack
 
-__all__ = ["OpRecord", "Records", "scalar_args", "strengthen", "tensors_in"]
+__all__ = ["OpRecord", "Records", "mutated_inputs", "rng_state", "scalar_args", "strengthen", "tensors_in"]
 
 #: Records are swept (`Records.sweep`) after at least this many new ones, or once new
 #: outputs hold this many bytes; the newest `SWEEP_WINDOW` are never swept.
@@ -33,12 +34,6 @@ SWEEP_WINDOW = 32
 
 #: Arguments with more storage than this are held weakly by old records (`_weaken`).
 STRIP_BYTES = 64 * 2**10
-
-#: In-place ops that only write their argument, so its old value was never an input.
-_WRITE_ONLY = frozenset(
-    {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "random_", "exponential_",
-     "geometric_", "cauchy_", "log_normal_", "resize_", "set_", "detach_", "requires_grad_"}
-)
 
 
 @dataclass
@@ -52,7 +47,13 @@ class OpRecord:
     outs: list[torch.Tensor]
     modules: ModuleStack
     call: str | None
+    #: the call number of each module in ``modules`` (`explainer.trace.tracker.ModuleTracker`)
+    numbers: tuple[int, ...] = ()
     emptied: bool = False  # a sweep let go of everything it held (`Records.sweep`)
+    #: version counters of the tensors in (args, kwargs), in `tensors_in` order, as the op saw them
+    versions: tuple[int, ...] = ()
+    #: a random op's generator (None: the default) and its state before the op drew (`rng_state`)
+    rng: tuple[torch.Generator | None, torch.Tensor] | None = None
     pre_mutation: dict[int, TensorValue] = field(default_factory=dict)  # out index -> value
     #: out index -> (grad_fn, output_nr) the output had just before an in-place op rebased it
     pre_mutation_fn: dict[int, tuple[Any, int]] = field(default_factory=dict)
@@ -80,7 +81,11 @@ class Records:
     def reset(self) -> None:
         self.ops: list[OpRecord] = []
         self.produced: dict[int, tuple[OpRecord, int]] = {}  # id(tensor) -> (record, out index)
-        self.const_pre: dict[int, TensorValue] = {}  # id(tensor) -> value before an in-place op
+        #: (id(tensor), version) -> a constant's value at that version, kept just before an
+        #: in-place op changed it: what the ops that used it at that version saw
+        self.const_at: dict[tuple[int, int], TensorValue] = {}
+        #: id(tensor) -> the indices of the records that changed it in place, in order
+        self.changes: dict[int, list[int]] = {}
         self._watch: list[OpRecord] = []  # records a sweep looks at
         self._emptied = 0
         self._since_sweep = 0  # records, and bytes of their outputs, since the last sweep
@@ -95,11 +100,20 @@ class Records:
         out: Any,
         modules: ModuleStack,
         call: str | None,
+        numbers: tuple[int, ...] = (),
+        rng: tuple[torch.Generator | None, torch.Tensor] | None = None,
+        versions: tuple[int, ...] | None = None,
     ) -> None:
-        """Record an op that just ran inside ``modules`` (outermost first) and ``call``."""
+        """Record an op that just ran inside ``modules`` (outermost first, each module's call
+        ``numbers``) and ``call``."""
         outs = list(tensors_in(out))
         self._count += 1
-        rec = OpRecord(index=self._count, func=func, args=args, kwargs=kwargs, outs=outs, modules=modules, call=call)
+        if versions is None:
+            versions = tuple(version_of(a) for a in tensors_in((args, kwargs)))
+        rec = OpRecord(
+            index=self._count, func=func, args=args, kwargs=kwargs, outs=outs, modules=modules, call=call,
+            numbers=numbers, versions=versions, rng=rng,
+        )
         self.ops.append(rec)
         self._watch.append(rec)
         for i, t in enumerate(outs):
@@ -163,13 +177,25 @@ class Records:
         rec.outs, rec.args, rec.kwargs, rec.emptied = [], (), {}, True
         self._emptied += 1
 
+    def made_by(self, t: torch.Tensor, before: int) -> OpRecord | None:
+        """The record that made the value ``t`` had for the op recorded as ``before`` (its index):
+        the op that created it or last changed it in place before; None if no recorded op did
+        (data from outside, or changed in place by an op that does not return it)."""
+        hit = self.produced.get(id(t))
+        changes = self.changes.get(id(t), ())
+        i = bisect.bisect_left(changes, before) - 1
+        last = changes[i] if i >= 0 else None
+        if hit is None or hit[0].index >= before or (last is not None and last != hit[0].index):
+            return None
+        return hit[0]
+
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
         """Keep what an in-place op is about to overwrite.
 
         For a recorded output: its value and its ``grad_fn`` (an in-place op such as
         ``relu_`` gives the tensor a new ``grad_fn``; the old node keeps the old value).
-        For a constant (a BatchNorm running mean): its value before the update, unless
-        the op only writes it (``zero_``, ``fill_``).
+        For a constant (a BatchNorm running mean, a GAN's ``label`` before ``label.fill_``):
+        its value at its current version, which is what the ops that used it so far saw.
         """
         seen: set[int] = set()
         for t in tensors:
@@ -177,6 +203,7 @@ class Records:
                 if u is None or id(u) in seen:
                     continue
                 seen.add(id(u))
+                self.changes.setdefault(id(u), []).append(self._count + 1)  # the index this op's record gets
                 hit = self.produced.get(id(u))
                 if hit is not None:
                     rec, i = hit
@@ -185,8 +212,44 @@ class Records:
                         # No node yet (a constant the op pulls into the graph, c.add_(w)):
                         # then this op's output has no node, and must not take the new one.
                         rec.pre_mutation_fn[i] = (u.grad_fn, u.output_nr) if u.grad_fn is not None else (None, 0)
-                elif not u.requires_grad and id(u) not in self.const_pre and not _writes_only(func):
-                    self.const_pre[id(u)] = snapshot(u, self.keep)
+                if not u.requires_grad:
+                    key = (id(u), version_of(u))
+                    if key not in self.const_at:
+                        self.const_at[key] = snapshot(u, self.keep)
+
+
+#: Batch-norm ops that update running_mean / running_var (arguments 3 and 4) in
+#: training mode although their schema does not mark them as written.
+_UNMARKED_BN = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
+
+
+def mutated_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors an aten op changes in place (its schema says so; batch norm's running
+    statistics too, which its schema does not mark)."""
+    schema = op_schema(func)
+    if schema is None:
+        return []
+    out: list[torch.Tensor] = []
+    packet = getattr(func, "overloadpacket", None)
+    if packet is not None and packet.__name__ in _UNMARKED_BN and len(args) > 5 and args[5]:
+        out.extend(a for a in args[3:5] if isinstance(a, torch.Tensor))
+    for i, arg in enumerate(schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            val = args[i] if i < len(args) else kwargs.get(arg.name)
+            if isinstance(val, torch.Tensor):
+                out.append(val)
+    return out
+
+
+def rng_state(func: Any, kwargs: dict[str, Any]) -> tuple[torch.Generator | None, torch.Tensor] | None:
+    """For a random op (a dropout mask, ``randn_like``): the generator it is about to draw
+    from (None: the default CPU one) and its state, so a replay draws the same numbers."""
+    if not is_random(func):
+        return None
+    gen = kwargs.get("generator")
+    if isinstance(gen, torch.Generator):
+        return gen, gen.get_state()
+    return None, torch.default_generator.get_state()
 
 
 def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
@@ -214,11 +277,6 @@ def scalar_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
         if isinstance(a, (int, float)):
             out.append(a if math.isfinite(float(a)) else str(a))
     return tuple(out)
-
-
-def _writes_only(func: Any) -> bool:
-    packet = getattr(func, "overloadpacket", None)
-    return packet is not None and packet.__name__ in _WRITE_ONLY
 
 
 class _WeakArg:

@@ -16,45 +16,36 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 from torch.utils.hooks import RemovableHandle
 
-from ..errors import NoLossError, NonScalarLossError, StepNotReachedError
+from ..errors import (
+    BackwardElsewhereError,
+    NoLossError,
+    NonScalarLossError,
+    StepNotReachedError,
+)
 from .blocks import LightBlocks
-from .build import build_trace
+from .calls import BackwardCall, closure_of, read_backward_call
 from .capture import Capture
 from .internals import next_sequence_nr
 from .model import DEFAULT_KEEP_ELEMENTS, Note, RecordOptions, Trace
 from .modes import Modes, Switches
 from .naming import Names, names_in_frames
+from .pending import Pending
 from .records import Records
-from .replay import choose_loss, replay
+from .stop import Stopper, StopScript
+from .threads import OtherThreads
 from .tracker import ModuleTracker
+from .without import explain_without_backward
 
 __all__ = ["Pending", "Session", "StopScript"]
-
-
-class StopScript(BaseException):
-    """Raised inside the user's script to stop it once the trace is complete.
-
-    A BaseException, so a user's ``except Exception`` does not swallow it.
-    """
-
-
-@dataclass
-class Pending:
-    """A captured backward, built into the `Trace` once the optimizer step after it is seen."""
-
-    capture: Capture
-    names: Names
-    notes: list[Note]
-
-    def build(self, step: int) -> Trace:
-        return build_trace(self.capture, self.names, self.notes, step)
 
 
 class Session:
@@ -87,7 +78,8 @@ class Session:
         self.keep = keep_elements
         self.switches = Switches()
         self.modes = Modes(self.switches, self)
-        self.tracker = ModuleTracker(self._module_enter, self._module_leave)
+        self.threads = OtherThreads()
+        self.tracker = ModuleTracker(self._module_enter, self._module_leave, self.threads.is_traced)
         self.blocks = LightBlocks(record or RecordOptions(), keep_elements)
         self.records = Records(keep_elements)
         self.backward_calls = 0
@@ -97,6 +89,9 @@ class Session:
         self._pending: Pending | None = None
         self._in_backward = False
         self._in_optimizer = False
+        self._stepping: list[torch.optim.Optimizer] = []  # closure steps running now (LBFGS)
+        self._optimizing = 0  # optimizer steps running now
+        self._stopper = Stopper()
         self._optimizer_hooks: list[RemovableHandle] = []
 
     # -- installation ---------------------------------------------------------
@@ -110,7 +105,7 @@ class Session:
             register_optimizer_step_post_hook(self._opt_post),
         ]
         try:
-            with self.modes.on():
+            with self.threads.watched(), self.modes.on():
                 try:
                     yield self
                 finally:
@@ -129,6 +124,11 @@ class Session:
     def _module_enter(self, module: torch.nn.Module, args: Any) -> None:
         stack = self.tracker.stack
         if not stack:
+            self._stopped_already()
+            if self._pending is not None and self._pending.capture.step.optimizers and not self._stepping:
+                # The next forward begins after an update: every optimizer that will update
+                # this step's parameters has stepped.
+                self._finish_capture(stop=True)
             self.blocks.find(module, self._light_block_end)
         elif (
             self.blocks.running_at is None
@@ -148,7 +148,7 @@ class Session:
         if self.blocks.running_at is not None and len(self.tracker.stack) - 1 == self.blocks.running_at:
             # The light block ends (its own hook: its submodules ran without any).
             if self.switches.recording:
-                self.blocks.end_call(tuple(self.tracker.stack), start, next_sequence_nr(), module)
+                self.blocks.end_call(self.tracker.frozen, self.tracker.numbers, start, next_sequence_nr(), module)
                 with self.switches.busy_now():
                     self.blocks.keep_output(output)
             self._end_light_block()
@@ -168,9 +168,14 @@ class Session:
         self.modes.step_back()
         self.blocks.running_at = None
 
-    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        """The recorder saw an op of the script's."""
-        self.records.add(func, args, kwargs, out, tuple(self.tracker.stack), self.switches.call)
+    def record(
+        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, rng: Any = None,
+        versions: tuple[int, ...] = (),
+    ) -> None:
+        """The recorder saw an op of the script's (``rng``: a random op's generator state;
+        ``versions``: its tensor arguments' version counters before it ran)."""
+        tracker = self.tracker
+        self.records.add(func, args, kwargs, out, tracker.frozen, self.switches.call, tracker.numbers, rng, versions)
 
     def note_mutation(self, tensors: list[torch.Tensor], func: Any = None) -> None:
         """Keep what an in-place op is about to overwrite (`Records.note_mutation`)."""
@@ -180,11 +185,13 @@ class Session:
     def _forget_records(self) -> None:
         self.records.reset()
         self.blocks.new_calls()
+        self.tracker.forget_calls()
 
     # -- backward interception --------------------------------------------------
 
     def on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
         """The interceptor saw a backward call (``kind``: "method" or "function")."""
+        self._stopped_already()
         if self._in_backward:
             # A backward inside a backward (a reentrant checkpoint recomputing its block):
             # part of the one being run, not a call of the script's.
@@ -201,18 +208,16 @@ class Session:
             self._in_backward = False
 
     def _on_backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> Any:
-        root, gradient = _backward_root(args, kwargs, kind)
+        call = read_backward_call(args, kwargs, kind)
+        root = call.root
         if root is not None and root.numel() == 1:
             with self.switches.busy_now():
                 self.losses.append(float(root.detach().reshape(-1)[0]))
         self.backward_calls += 1
-        if self.state == "captured":
-            # The script went on to another backward without an optimizer step.
-            self._finish_capture()
-            if self.stop_when_done:
-                raise StopScript
+        if self.state == "captured" and not self._adds_to_capture():
+            self._finish_capture(stop=True)
         if self.backward_calls != self.step or self.state != "forward":
-            return self._run_uncaptured(func, args, kwargs)
+            return self._run_uncaptured(func, args, kwargs, call)
         self.switches.recording = False
         if root is None:
             raise NonScalarLossError(
@@ -221,14 +226,33 @@ class Session:
             )
         tensor_names, module_names = names_in_frames(sys._getframe(1))
         with self.switches.busy_now():
-            pending = self.prepare(root, gradient, Names(tensor_names, module_names))
-        result = self.run_captured(pending, lambda: func(*args, **kwargs))
+            pending = self.prepare(root, call.gradient, Names(tensor_names, module_names))
+        if self._stepping:
+            pending.capture.step.inside = self._stepping[-1]
+        result = self.run_captured(pending, lambda: func(*args, **kwargs), call.inputs)
         self._pending = pending
         self.state = "captured"
+        self.switches.on_write = self._written
         self._forget_records()
         return result
 
-    def _run_uncaptured(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _written(self, tensors: list[torch.Tensor]) -> None:
+        """An in-place op outside any optimizer while the capture waits: a hand-written update?"""
+        pending = self._pending
+        if pending is None or self._optimizing or pending.capture.step.optimizers:
+            return
+        with self.switches.busy_now():
+            if pending.capture.step.written(tensors):
+                self.switches.on_write = None  # the gradients it used are kept
+
+    def _adds_to_capture(self) -> bool:
+        """Another backward while the captured one waits for its update: part of the same step?"""
+        if self._pending is None:
+            return False
+        with self.switches.busy_now():
+            return self._pending.adds_backward(self._stepping)
+
+    def _run_uncaptured(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], call: BackwardCall) -> Any:
         """A backward call that is not the captured one."""
         self.switches.recording = False
         try:
@@ -237,7 +261,7 @@ class Session:
         finally:
             if self.state == "forward":
                 # A retained graph may be back-propagated again: keep its values.
-                if not _retains_graph(args, kwargs):
+                if not call.retains_graph:
                     self._forget_records()
                 self.switches.recording = True
 
@@ -259,8 +283,11 @@ class Session:
         capture = Capture(root, self.records, self.blocks.calls, self.switches, self.keep)
         return Pending(capture, names, notes or [])
 
-    def run_captured(self, pending: Pending, backward: Any) -> Any:
-        """Run ``backward()`` with the capture's hooks on, then note what it left."""
+    def run_captured(self, pending: Pending, backward: Any, inputs: tuple[torch.Tensor, ...] = ()) -> Any:
+        """Run ``backward()`` with the capture's hooks on, then note what it left.
+
+        ``inputs``: a ``torch.autograd.grad`` call's, whose gradients it returns instead
+        of adding them to ``.grad``."""
         pending.capture.install_hooks()
         try:
             with self.modes.recorder_off():
@@ -268,110 +295,96 @@ class Session:
         finally:
             pending.capture.remove_hooks()
         with self.switches.busy_now():
+            if inputs:
+                pending.capture.returned_grads(inputs, result)
             pending.capture.after_backward()
         return result
 
     # -- optimizer ----------------------------------------------------------------
 
     def _opt_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if self.state == "forward" and self.switches.recording:
+        if not self.threads.is_traced():
+            return
+        self._stopped_already()
+        self._optimizing += 1
+        if closure_of(args, kwargs) is not None:
+            # LBFGS and other closure optimizers: the closure's forward and backward run
+            # inside the step, and are recorded like any other.
+            self._stepping.append(optimizer)
+        elif self.state == "forward" and self.switches.recording:
             # An update before the captured step is no part of any forward pass.
             self.switches.recording = False
             self._in_optimizer = True
-        if self.state == "captured" and self._pending is not None:
+        pending = self._pending
+        if self.state == "captured" and pending is not None and pending.capture.step.inside is not optimizer:
             with self.switches.busy_now():
-                self._pending.capture.step.before_step(optimizer)
+                pending.capture.step.before_step(optimizer)
 
     def _opt_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self.threads.is_traced():
+            return
+        self._optimizing = max(0, self._optimizing - 1)
+        if self._stepping and self._stepping[-1] is optimizer:
+            self._stepping.pop()
         if self._in_optimizer:
             self._in_optimizer = False
             if self.state == "forward":
                 self.switches.recording = True
         pending = self._pending
-        if self.state == "captured" and pending is not None and pending.capture.step.optimizer is optimizer:
-            with self.switches.busy_now():
-                pending.capture.step.after_step(optimizer)
-            self._finish_capture()
-            if self.stop_when_done:
-                raise StopScript
+        if self.state != "captured" or pending is None:
+            return
+        step = pending.capture.step
+        with self.switches.busy_now():
+            if step.inside is optimizer:
+                step.before_step(optimizer)  # "before" is what the closure's first forward used
+            ours = step.after_step(optimizer)
+            done = ours and step.remaining() == 0
+        if done:
+            self._finish_capture(stop=True)
 
     # -- finishing ----------------------------------------------------------------
 
-    def _finish_capture(self) -> None:
+    def _finish_capture(self, stop: bool = False) -> None:
+        """Build the trace of the captured step; with ``stop``, then stop the script if asked to."""
         if self._pending is None:
             return
+        self.switches.on_write = None
         with self.switches.busy_now():
             self.result = self._pending.build(self.step)
         self.result.losses = self.losses
         self._pending = None
         self.state = "done"
+        if stop and self.stop_when_done:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._stopper.stop(self.result)
+
+    def _stopped_already(self) -> None:
+        """The script runs on after it was stopped (it caught `StopScript`): stop it again."""
+        if self.state == "done" and self._stopper.stopped_at is not None:
+            self._stop()
 
     def finish(self, namespace: dict[str, Any] | None = None) -> Trace:
         """Complete the trace once the script (or ``with`` block) has ended.
 
         If no backward call was captured, explain the final scalar loss instead:
-        ``namespace['loss']`` when it is a tensor, else the last scalar the forward
-        computed; float leaves it depends on are made to require grad for the trace
-        (`explainer.trace.replay`).
+        ``namespace['loss']`` when it is a tensor the traced code computed, else the
+        last scalar the forward computed (`_explain_without_backward`).
         """
         if self.state == "captured":
             self._finish_capture()
         if self.result is not None:
             self.result.losses = self.losses
             return self.result
+        if self.backward_calls == 0 and self.threads.backward_calls:
+            raise BackwardElsewhereError(
+                f"backward() ran only in another thread: {self.threads.describe()}; explain-graph traces the "
+                "thread that runs the script: call the training step from the main thread to explain it"
+            )
         if self.backward_calls:
             raise StepNotReachedError(
                 f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
                 f"use --step {self.backward_calls} or lower"
             )
-        return self._explain_without_backward(namespace or {})
-
-    def _explain_without_backward(self, namespace: dict[str, Any]) -> Trace:
-        records = self.records
-        target, names = choose_loss(namespace, records)
-        made: list[str] = []
-        if target.grad_fn is not None or target.requires_grad:
-            root = target
-        else:
-            root, made, names.tensors = replay(
-                target, names.tensors, records, self.switches, self.tracker.stack, self.active
-            )
-        notes: list[Note] = []
-        if made:
-            notes.append(Note("note_replayed", {"made": ", ".join(made), "root": names.tensors.get(id(root), "")}))
-        elif self.backward_calls == 0:
-            notes.append(Note("note_no_backward", {"root": names.tensors.get(id(root), "")}))
-        with self.active():
-            self.switches.recording = False
-            with self.switches.busy_now():
-                pending = self.prepare(root, None, names, notes)
-            self.run_captured(pending, root.backward)
-            with self.switches.busy_now():
-                result = pending.build(self.step)
-        self.result = result
-        result.losses = self.losses
-        self.state = "done"
-        return result
-
-
-def _retains_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Did this backward call keep its graph (``retain_graph=True`` or ``create_graph=True``)?"""
-    # The same positions for Tensor.backward(self, gradient, retain_graph, create_graph)
-    # and torch.autograd.backward(tensors, grad_tensors, retain_graph, create_graph).
-    retain = args[2] if len(args) > 2 else kwargs.get("retain_graph")
-    create = args[3] if len(args) > 3 else kwargs.get("create_graph", False)
-    return bool(create if retain is None else retain)
-
-
-def _backward_root(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> tuple[torch.Tensor | None, Any]:
-    if kind == "method":
-        root = args[0]
-        gradient = args[1] if len(args) > 1 else kwargs.get("gradient")
-        return root, gradient
-    tensors = args[0] if args else kwargs.get("tensors")
-    grads = args[1] if len(args) > 1 else kwargs.get("grad_tensors")
-    if isinstance(tensors, torch.Tensor):
-        return tensors, grads if isinstance(grads, torch.Tensor) else (grads[0] if grads else None)
-    if isinstance(tensors, (list, tuple)) and len(tensors) == 1:
-        return tensors[0], (grads[0] if grads else None)
-    return None, None
+        return explain_without_backward(self, namespace or {})

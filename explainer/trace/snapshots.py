@@ -52,7 +52,9 @@ def _snapshot(t: torch.Tensor, keep_elements: int) -> TensorValue:
         return TensorValue(tuple(t.shape), dtype_name(t.dtype), data=t.numpy().copy())
     shape = tuple(int(s) for s in t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
-    if t.is_sparse or t.is_quantized or t.device.type == "meta" or t.is_complex():
+    if t.layout is not torch.strided and t.device.type != "meta" and not t.is_complex():
+        return _sparse(t, shape, dtype)
+    if t.is_quantized or t.device.type == "meta" or t.is_complex():
         return TensorValue(shape, dtype)
     if t.dtype in (torch.bfloat16, torch.float16) or str(t.dtype).startswith("torch.float8"):
         t = t.float()
@@ -64,16 +66,33 @@ def _snapshot(t: torch.Tensor, keep_elements: int) -> TensorValue:
 def _summary(t: torch.Tensor, shape: tuple[int, ...], dtype: str) -> TensorValue:
     """A large tensor's statistics and first entries."""
     f = t.float() if t.dtype != torch.bool else t.to(torch.float32)
+    head = tuple(float(v) for v in f.reshape(-1)[:HEAD_ENTRIES].tolist())
+    stats = _stats(f)
+    if not (math.isfinite(stats["min"]) and math.isfinite(stats["max"])):
+        # Only then count: a NaN makes min/max NaN and an Inf makes one of them infinite,
+        # so finite tensors (nearly all) skip these passes. The statistics are then the
+        # finite entries' (a causal mask's -inf would make them all -inf).
+        finite = torch.isfinite(f)
+        nan, inf = int(torch.isnan(f).sum()), int(torch.isinf(f).sum())
+        stats = _stats(f[finite]) if bool(finite.any()) else {}
+        stats.update(nan=nan, inf=inf)
+    return TensorValue(shape, dtype, stats=stats, head=head)
+
+
+def _sparse(t: torch.Tensor, shape: tuple[int, ...], dtype: str) -> TensorValue:
+    """A sparse tensor: how many entries it stores, and their statistics and first ones."""
+    values = (t.coalesce() if t.layout is torch.sparse_coo else t).values()
+    nnz = int(values.numel())
+    if nnz == 0:
+        return TensorValue(shape, dtype, stats={"nan": 0, "inf": 0}, head=(), nnz=0)
+    dense = _summary(values.reshape(-1), (nnz,), dtype)
+    return TensorValue(shape, dtype, stats=dense.stats, head=dense.head, nnz=nnz)
+
+
+def _stats(f: torch.Tensor) -> dict[str, float]:
     lo, hi = torch.aminmax(f)
     lo_, hi_, mean, norm = torch.stack([lo, hi, f.mean(), torch.linalg.vector_norm(f)]).tolist()
-    stats = {"min": lo_, "max": hi_, "mean": mean, "norm": norm, "nan": 0, "inf": 0}
-    if not (math.isfinite(lo_) and math.isfinite(hi_)):
-        # Only then count: a NaN makes min/max NaN and an Inf makes one of them infinite,
-        # so finite tensors (nearly all) skip two more passes over their data.
-        stats["nan"] = int(torch.isnan(f).sum())
-        stats["inf"] = int(torch.isinf(f).sum())
-    head = tuple(float(v) for v in f.reshape(-1)[:HEAD_ENTRIES].tolist())
-    return TensorValue(shape, dtype, stats=stats, head=head)
+    return {"min": lo_, "max": hi_, "mean": mean, "norm": norm, "nan": 0, "inf": 0}
 
 
 @functools.lru_cache(maxsize=64)
