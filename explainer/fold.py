@@ -62,7 +62,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import FoldError
-from .values import _py_number
+from .values import py_number
 
 #: Above this many nodes the diagram is folded automatically: about what one slide holds
 #: readably (a 77-node ResNet view is five slides tall), and ``dot`` needs well under a second.
@@ -164,7 +164,7 @@ def _decode(v: Any) -> np.ndarray | None:
 
 def _encode(a: np.ndarray) -> Any:
     if a.ndim == 0:
-        return _py_number(a.reshape(-1)[0])
+        return py_number(a.reshape(-1)[0])
     return [_encode(sub) for sub in a]
 
 

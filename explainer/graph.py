@@ -51,10 +51,9 @@ from typing import Any
 import networkx as nx
 
 from .errors import SchemaError
-from .values import TensorValue, _py_number
+from .values import DEFAULT_MAX_ELEMENTS, TensorValue, py_number
 
 SCHEMA = "explain-graph/1"
-DEFAULT_MAX_ELEMENTS = 16
 
 
 def node_id(key: int) -> str:
@@ -83,7 +82,7 @@ def build_graph(trace: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.DiGr
         optimizer=(
             {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
         ),
-        losses=[_py_number(x) for x in trace.losses],
+        losses=[py_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=[str(n) for n in trace.notes],
         note_data=[{"key": n.key, "params": dict(n.params)} for n in trace.notes],

@@ -69,6 +69,26 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint": "Hover or click a node to see its numbers.",
         "keys": "← → step · + − zoom · click a node to pin it",
         "fit": "fit",
+        "first_entries": "first entries:",
+        "card_value": "{x}  (forward value)",
+        "card_arriving": "∂L/∂{x}  (arriving)",
+        "card_sent": "→ ∂L/∂{x}   ({local})",
+        "card_grad": "{x}.grad = ∂L/∂{x}",
+        "card_part": "∂L/∂{x} via {via}",
+        "card_sum": "∂L/∂{x} = sum",
+        "card_before": "{x}  (before)",
+        "card_after": "{x}  (after the step)",
+        "node_label": "{label}: {what}",
+        "diagram_label": "the autograd graph; Tab moves between nodes, Enter shows a node's numbers",
+        "steps_nav": "steps",
+        "prev_step": "previous step",
+        "next_step": "next step",
+        "step_count": "step number",
+        "zoom": "zoom",
+        "zoom_in": "zoom in",
+        "zoom_out": "zoom out",
+        "zoom_fit": "fit the diagram to the window",
+        "details": "details of the selected node",
         "shape": "shape",
         "kind": "kind",
         "autograd": "autograd",
@@ -149,6 +169,26 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint": "노드에 마우스를 올리거나 클릭하면 값과 기울기가 보입니다.",
         "keys": "← → 이동 · + − 확대/축소 · 노드를 클릭하면 고정",
         "fit": "맞춤",
+        "first_entries": "앞부분 값:",
+        "card_value": "{x}  (순전파 값)",
+        "card_arriving": "∂L/∂{x}  (들어온 기울기)",
+        "card_sent": "→ ∂L/∂{x}   ({local})",
+        "card_grad": "{x}.grad = ∂L/∂{x}",
+        "card_part": "{via} 경로의 ∂L/∂{x}",
+        "card_sum": "∂L/∂{x} = 합",
+        "card_before": "{x}  (스텝 전)",
+        "card_after": "{x}  (스텝 후)",
+        "node_label": "{label}: {what}",
+        "diagram_label": "autograd 그래프: Tab으로 노드 사이를 이동하고 Enter로 값을 봅니다",
+        "steps_nav": "단계",
+        "prev_step": "이전 단계",
+        "next_step": "다음 단계",
+        "step_count": "단계 번호",
+        "zoom": "확대/축소",
+        "zoom_in": "확대",
+        "zoom_out": "축소",
+        "zoom_fit": "창에 맞추기",
+        "details": "선택한 노드의 자세한 값",
         "shape": "모양",
         "kind": "종류",
         "autograd": "autograd",
@@ -174,6 +214,9 @@ STRINGS: dict[str, dict[str, str]] = {
 
 LANGS = tuple(STRINGS)
 
+#: Significant digits of every number on screen unless ``--digits`` says otherwise.
+DEFAULT_DIGITS = 4
+
 #: Most entries per row and rows per matrix shown in a node; larger values show a summary.
 MAX_COLS = 6
 MAX_ROWS = 4
@@ -184,7 +227,7 @@ def stage_name(stage: str, lang: str = "en") -> str:
     return t({"update": "stage_update"}.get(stage, stage), lang)
 
 
-def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = 4) -> str:
+def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = DEFAULT_DIGITS) -> str:
     """The graph's optimizer as a short label, ``SGD lr = 0.05``; empty when there is none."""
     if not opt:
         return ""
@@ -212,7 +255,7 @@ def t(key: str, lang: str = "en") -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key, STRINGS["en"].get(key, key))
 
 
-def fmt_number(v: Any, digits: int = 4) -> str:
+def fmt_number(v: Any, digits: int = DEFAULT_DIGITS) -> str:
     """``digits`` significant digits; NaN/Inf (stored as strings) shown as such."""
     if v is None:
         return "–"
@@ -243,7 +286,7 @@ def _row(entries: list[Any], digits: int) -> str:
     return "[" + ", ".join(fmt_number(e, digits) for e in entries) + "]"
 
 
-def value_lines(v: Any, digits: int = 4, lang: str = "en") -> list[str]:
+def value_lines(v: Any, digits: int = DEFAULT_DIGITS, lang: str = "en") -> list[str]:
     """A value from the graph schema as short lines of text for a node.
 
     Scalars as a number, vectors on one line, column vectors transposed (``[…]ᵀ``),
@@ -281,7 +324,7 @@ def _flatten(v: Any) -> list[Any]:
     return [v]
 
 
-def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en") -> list[str]:
+def summary_lines(s: dict[str, Any], digits: int = DEFAULT_DIGITS, lang: str = "en") -> list[str]:
     line = (
         f"{t('mean', lang)} {fmt_number(s.get('mean'), digits)} · {t('norm', lang)} {fmt_number(s.get('norm'), digits)}"
     )
@@ -297,7 +340,7 @@ def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en") -> list[
     return lines
 
 
-def value_inline(v: Any, digits: int = 4, lang: str = "en") -> str:
+def value_inline(v: Any, digits: int = DEFAULT_DIGITS, lang: str = "en") -> str:
     """One-line form (terminal summary, edge labels)."""
     return " ".join(value_lines(v, digits, lang))
 

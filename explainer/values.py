@@ -17,6 +17,8 @@ import numpy as np
 
 #: How many leading entries a summary lists.
 HEAD_ENTRIES = 6
+#: Tensors of up to this many entries are stored entry by entry in the graph (``--max-elements``).
+DEFAULT_MAX_ELEMENTS = 16
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,10 @@ class TensorValue:
     def item(self) -> float | None:
         """The single number of a one-element tensor, else ``None``."""
         if self.numel == 1 and self.data is not None:
-            return _py_number(self.data.reshape(-1)[0])
+            return py_number(self.data.reshape(-1)[0])
         return None
 
-    def to_json(self, max_elements: int = 16) -> Any:
+    def to_json(self, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Any:
         """The schema's JSON value.
 
         A number for a 0-d tensor, nested lists while ``numel <= max_elements``,
@@ -84,16 +86,16 @@ class TensorValue:
         """
         if self.data is not None and self.numel <= max_elements:
             if self.data.ndim == 0:
-                return _py_number(self.data.reshape(-1)[0])
+                return py_number(self.data.reshape(-1)[0])
             return _nested(self.data)
         s = self.summary()
         head = self.head
         if head is None and self.data is not None:
-            head = tuple(_py_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
+            head = tuple(py_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
         out: dict[str, Any] = {"summary": True, "shape": list(self.shape), "dtype": self.dtype}
         for key in ("min", "max", "mean", "norm"):
             if key in s:
-                out[key] = _py_number(s[key])
+                out[key] = py_number(s[key])
         out["nan"] = int(s.get("nan", 0))
         out["inf"] = int(s.get("inf", 0))
         out["head"] = list(head or ())
@@ -121,7 +123,7 @@ def stats_of_array(arr: np.ndarray) -> dict[str, float]:
         }
 
 
-def _py_number(v: Any) -> Any:
+def py_number(v: Any) -> Any:
     """A JSON-safe Python number; NaN/Inf become the strings "nan", "inf", "-inf"."""
     if isinstance(v, (np.bool_, bool)):
         return bool(v)
@@ -137,5 +139,5 @@ def _py_number(v: Any) -> Any:
 
 def _nested(arr: np.ndarray) -> Any:
     if arr.ndim == 0:
-        return _py_number(arr.reshape(-1)[0])
+        return py_number(arr.reshape(-1)[0])
     return [_nested(sub) for sub in arr]
