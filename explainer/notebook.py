@@ -35,7 +35,10 @@ import networkx as nx
 
 from .errors import ExplainerError
 from .fold import DEFAULT_MAX_NODES, FoldOptions, FoldResult, fold_for_display
-from .render.graphviz import FORMATS
+from .render.graphviz import FORMATS, DiagramOptions, render_static
+from .render.html import build_html
+from .story import build_story
+from .text import DEFAULT_DIGITS
 from .themes import FONT, SVG_FONT_FALLBACK
 
 #: Height of the step-through page's frame in a notebook (px).
@@ -81,15 +84,13 @@ class Diagram:
         *,
         theme: str = "light",
         lang: str = "en",
-        digits: int = 4,
+        digits: int = DEFAULT_DIGITS,
         rankdir: str | None = None,
         depth: int | None = None,
         expand: Sequence[str] = (),
         max_nodes: int = DEFAULT_MAX_NODES,
         title: str | None = None,
     ) -> None:
-        from .render.graphviz import DiagramOptions
-
         self.graph: nx.DiGraph = _graph_of(obj)
         self.options = DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=title)
         self.fold: FoldResult = fold_for_display(self.graph, FoldOptions(depth=depth, expand=tuple(expand), max_nodes=max_nodes))
@@ -102,8 +103,6 @@ class Diagram:
     @cached_property
     def svg(self) -> str:
         """The diagram's SVG, as in ``graph.svg``; fonts fall back for viewers without Noto CJK."""
-        from .render.graphviz import render_static
-
         with tempfile.TemporaryDirectory(prefix="explain-graph-nb-") as tmp:
             _, paths = render_static(self.shown, Path(tmp), self.options, ("svg",))
             text = paths["svg"].read_text(encoding="utf-8")
@@ -114,9 +113,7 @@ class Diagram:
 
     def steps(self) -> StepThrough:
         """The step-through page (``index.html``) for this graph, displayable inline."""
-        from .render.html import build_html
-
-        return StepThrough(build_html(self.shown, self.options))
+        return StepThrough(build_html(build_story(self.shown, self.options)))
 
     def save(self, out_dir: str | Path, *, slides: bool = False, html: bool = False,
              formats: tuple[str, ...] = FORMATS, force: bool = False) -> list[Path]:

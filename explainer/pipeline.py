@@ -1,4 +1,8 @@
-"""The whole path as one call: run -> trace -> graph -> fold -> renderers -> output folder.
+"""The whole path as one call: run -> trace -> graph -> fold -> story -> renderers -> output folder.
+
+The story (the choreography and the frame layout, `explainer.story`) is computed once
+per run, only when a step-through output (video, slides, page) is asked for, and
+handed to each of them.
 
 Files are rendered into a staging folder inside the output folder and switched into
 place only when everything succeeded (`explainer.output`), so a failure leaves the
@@ -19,6 +23,7 @@ from .graph import DEFAULT_MAX_ELEMENTS, build_graph, save_graph
 from .output import open_output, planned_outputs
 from .render.graphviz import FORMATS, DiagramOptions, render_static
 from .run import RunOptions, load_source, run_script
+from .story import build_story
 from .tools import find_tool
 
 
@@ -41,7 +46,7 @@ class Report:
     ended: str | None = None  # how the script ended the process after the traced step, if it did
 
 
-def required_tools(video: bool = False, slides: bool = False) -> None:
+def required_tools(video: bool = False, slides: bool = False, pptx: bool = False) -> None:
     """Check, in seconds, that every external tool the requested outputs need is there.
 
     Runs before the script, so a missing tool costs no traced run.
@@ -54,6 +59,10 @@ def required_tools(video: bool = False, slides: bool = False) -> None:
         from .render.video import check_manim
 
         check_manim()
+    if pptx:
+        from .render.pptx import import_pptx
+
+        import_pptx()
 
 
 def render_outputs(
@@ -68,13 +77,14 @@ def render_outputs(
     shown: nx.DiGraph | None = None,
     slides: bool = False,
     html: bool = False,
+    pptx: bool = False,
 ) -> None:
     """Render every requested output of ``g`` into the (staging) folder ``out_dir``.
 
     ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
     view, `explainer.fold`); graph.json always holds the full ``g``. ``slides`` adds
     ``slides.pdf`` and ``slides/page-NN.png``, ``html`` an offline ``index.html``:
-    both show the same view as the diagram.
+    both show the same view as the diagram; ``pptx`` adds ``slides.pptx`` to the deck.
     """
     view = g if shown is None else shown
     render_static(view, out_dir, diagram, formats)
@@ -83,18 +93,22 @@ def render_outputs(
         from .render.plots import loss_curve
 
         loss_curve(losses, out_dir / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
+    slides = slides or pptx
+    if video is None and not slides and not html:
+        return
+    story = build_story(view, diagram)
     if video is not None:
         from .render.video import render_video  # imports Manim: only on this path
 
-        render_video(view, out_dir, video.quality, diagram.theme, diagram.lang, diagram.digits, on_video_step)
+        render_video(story, out_dir, video.quality, on_video_step)
     if slides:
         from .render.slides import render_slides
 
-        render_slides(view, out_dir, diagram)
+        render_slides(story, out_dir, pptx=pptx)
     if html:
         from .render.html import render_html
 
-        render_html(view, out_dir, diagram)
+        render_html(story, out_dir)
 
 
 def write_outputs(
@@ -131,6 +145,7 @@ def explain_script(
     full_trace: bool = False,
     force: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    pptx: bool = False,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
@@ -153,15 +168,16 @@ def explain_script(
         run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
     load_source(Path(script))  # a missing script or a syntax error before anything else
-    required_tools(video=video is not None, slides=slides)
-    planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html)
+    required_tools(video=video is not None, slides=slides or pptx, pptx=pptx)
+    planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html,
+                              pptx=pptx)
     with open_output(out_dir, planned, force=force, on_wait=on_wait) as folder:
         result = run_script(script, argv, run)
         g = build_graph(result.trace, max_elements=max_elements)
         losses = result.losses if run.run_to_end else None
         view = fold_for_display(g, fold)
         render_outputs(g, folder.staging_path, diagram, formats, losses, run.step, video, on_video_step,
-                       shown=view.graph if view.folded else None, slides=slides, html=html)
+                       shown=view.graph if view.folded else None, slides=slides, html=html, pptx=pptx)
         files = folder.commit(planned)
     return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended)
 
