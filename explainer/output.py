@@ -47,24 +47,28 @@ BACKUP_PREFIX = ".explain-graph-backup-"
 #: Every file an explanation may write, relative to the output folder.
 OUTPUT_FILES = frozenset(
     {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
-     "slides.pdf", "index.html"}
+     "slides.pdf", "slides.pptx", "index.html"}
 )
-#: Output names whose count depends on the run (one PNG per slide page).
-OUTPUT_PATTERNS = {"slides": re.compile(r"slides/page-\d+\.png")}
+#: Output names whose count depends on the run (one PNG per slide page, one clip per step of the video).
+OUTPUT_PATTERNS = {"slides": re.compile(r"slides/page-\d+\.png"),
+                   "backward_sections": re.compile(r"backward_sections/(sections\.json|\d+-[A-Za-z0-9_.-]+\.mp4)")}
 
 _HASH_CHUNK = 1 << 20
 
 
 def planned_outputs(formats: Iterable[str], *, losses: bool = False, video: bool = False, slides: bool = False,
-                    html: bool = False) -> frozenset[str]:
-    """The names a run with these options writes (``slides`` stands for every page PNG)."""
+                    html: bool = False, pptx: bool = False) -> frozenset[str]:
+    """The names a run with these options writes (``slides`` stands for every page PNG, ``backward_sections``
+    for every clip of the video)."""
     names = {f"graph.{fmt}" for fmt in formats} | {"graph.json"}
     if losses:
         names.add("loss_curve.png")
     if video:
-        names |= {"backward.mp4", "backward.srt"}
-    if slides:
+        names |= {"backward.mp4", "backward.srt", "backward_sections"}
+    if slides or pptx:
         names |= {"slides.pdf", "slides"}
+    if pptx:
+        names.add("slides.pptx")
     if html:
         names.add("index.html")
     return frozenset(names)
@@ -231,7 +235,8 @@ class OutputFolder:
                 raise
             _finish_switch(self.path, journal)
         self.manifest = manifest
-        _remove_if_empty(self.path / "slides")
+        for folder in OUTPUT_PATTERNS:
+            _remove_if_empty(self.path / folder)
         return [self.path / n for n in new]
 
     def close(self, ok: bool) -> None:

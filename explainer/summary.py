@@ -76,5 +76,6 @@ def files_line(files: list[Path]) -> str:
             pages[rel.parts[0]] = pages.get(rel.parts[0], 0) + 1
         else:
             top.append(rel.name)
-    top += [f"{d}/ ({n} pages)" for d, n in sorted(pages.items())]
+    # slides/ holds one PNG per page; backward_sections/ one clip per step and its index
+    top += [f"{d}/ ({n} pages)" if d == "slides" else f"{d}/ ({n} files)" for d, n in sorted(pages.items())]
     return f"{os.path.relpath(root)}/: " + ", ".join(sorted(top))
