@@ -82,6 +82,9 @@ def _formats(value: str) -> tuple[str, ...]:
                    "and slides/page-NN.png.")
 @click.option("--html", "html", is_flag=True,
               help="Also write index.html: one offline page to step through the forward and backward pass.")
+@click.option("--pptx", is_flag=True,
+              help="Also write slides.pptx (the slide deck for PowerPoint, the chain rule in the speaker notes); "
+                   "implies --slides; needs pip install 'explain-graph[pptx]'.")
 @click.version_option(package_name="explain-graph")
 def command(
     script: Path,
@@ -106,6 +109,7 @@ def command(
     quality: str,
     slides: bool,
     html: bool,
+    pptx: bool,
 ) -> None:
     """Explain one training step of SCRIPT: its autograd graph with real values and gradients.
 
@@ -134,7 +138,7 @@ def command(
                           quality if video else None, on_video_step,
                           fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
                           full_trace=full_trace, force=force,
-                          on_wait=lambda msg: err.print(msg, style="yellow", highlight=False, markup=False))
+                          on_wait=lambda msg: err.print(msg, style="yellow", highlight=False, markup=False), pptx=pptx)
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
@@ -163,7 +167,7 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
              quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False, force=False, on_wait=None):  # noqa: ANN001, ANN202
+             full_trace=False, force=False, on_wait=None, pptx=False):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -190,6 +194,7 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         full_trace=full_trace,
         force=force,
         on_wait=on_wait,
+        pptx=pptx,
     )
 
 
