@@ -3,8 +3,10 @@
 `choreograph(g)` turns the graph into an ordered list of `Step`s: the forward pass
 node by node, the loss, one step per node in the order autograd's backward really
 ran them (with the chain rule written out with that step's numbers), the gradients
-landing on the parameters, and the optimizer update. The video, the slide deck and
-the interactive page all perform this same list, so they tell the same story.
+landing on the parameters, and the optimizer update. Each step carries its focus
+panel (`explainer.focus`): the tensors of that step, large. The video, the slide
+deck and the interactive page all perform this same list (`explainer.story`), so
+they tell the same story.
 
 No rendering here, no torch: only the graph's attributes and `explainer.text`.
 """
@@ -15,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
-from .text import fmt_number, t, value_inline
+from .focus import Card, card, panel, plain_step, update_math
+from .text import DEFAULT_DIGITS, fmt_number, t, value_inline
 
 # Local derivatives of the common ops, per input position, written for students.
 # {op: (output formula, [derivative w.r.t. input 0, input 1, ...])}. "g" is the upstream
@@ -72,6 +74,8 @@ class Step:
         The caption, one line each, numbers already formatted.
     numbers
         The raw graph values the caption shows, by role (tests compare them to the graph).
+    panel
+        The focus panel: this step's tensors, large (`explainer.focus.Card`).
     """
 
     kind: str
@@ -80,6 +84,7 @@ class Step:
     edges: tuple[tuple[str, str], ...] = ()
     lines: tuple[str, ...] = ()
     numbers: dict[str, Any] = field(default_factory=dict)
+    panel: tuple[Card, ...] = ()
 
 
 def forward_order(g: nx.DiGraph) -> list[str]:
@@ -106,7 +111,7 @@ def _v(v: Any, digits: int, lang: str) -> str:
     return value_inline(v, digits, lang)
 
 
-def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
+def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = DEFAULT_DIGITS) -> list[Step]:
     """The ordered steps for graph ``g``. Pure: same graph, same steps."""
     steps: list[Step] = []
     loss_id = g.graph["loss"]
@@ -132,12 +137,16 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
                 head = f"{d['label']} = {t('module', lang)} {d.get('module_type') or ''}(…)"
             else:
                 head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
+            cards = panel([card("value", head, d["value"], digits, lang)])
             steps.append(
-                Step("forward", "forward", n, ins, (head, f"= {_v(d['value'], digits, lang)}"), {"value": d["value"]})
+                Step("forward", "forward", n, ins, (head, f"= {_v(d['value'], digits, lang)}"), {"value": d["value"]},
+                     cards)
             )
         elif not any(True for _ in g.predecessors(n)):
+            cards = panel([card("value", t("card_value", lang).format(x=d["label"]), d["value"], digits, lang)])
             steps.append(
-                Step("forward", "forward", n, (), (f"{d['label']} = {_v(d['value'], digits, lang)}",), {"value": d["value"]})
+                Step("forward", "forward", n, (), (f"{d['label']} = {_v(d['value'], digits, lang)}",), {"value": d["value"]},
+                     cards)
             )
     ins = tuple((u, loss_id) for u in sorted(g.predecessors(loss_id), key=_order))
     steps.append(
@@ -148,6 +157,8 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
             ins,
             (f"{loss['label']} = {loss.get('op') or ''} = {_v(loss['value'], digits, lang)}", t("start", lang)),
             {"value": loss["value"], "grad": loss["grad"]},
+            panel([card("value", f"{loss['label']} = {loss.get('op') or ''}", loss["value"], digits, lang),
+                   card("grad", "∂L/∂L", loss["grad"], digits, lang)]),
         )
     )
     # 2. backward, in the order autograd ran the nodes
@@ -157,29 +168,33 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = 4) -> list[Step]:
     opt = g.graph.get("optimizer")
     if opt:
         for n in forward_order(g):
-            d = g.nodes[n]
-            upd = d.get("update")
-            if not upd:
-                continue
-            lr = upd.get("lr")
-            if _plain_gradient_step(upd, d["grad"], lr):
-                rule = f"{d['label']} ← {d['label']} − η·∂L/∂{d['label']} = {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}"
-            else:
-                rule = f"{opt['name']}: {d['label']} ← f({d['label']}, ∂L/∂{d['label']})" + (
-                    f", lr = {fmt_number(lr, digits)}" if lr is not None else ""
-                )
-            steps.append(
-                Step(
-                    "update",
-                    "update",
-                    n,
-                    (),
-                    (f"{t('stage_update', lang)} ({t(opt['name'], lang)})", rule, f"= {_v(upd['after'], digits, lang)}"),
-                    {"before": upd["before"], "after": upd["after"], "grad": d["grad"], "lr": lr},
-                )
-            )
+            if g.nodes[n].get("update"):
+                steps.append(_update_step(g, n, opt, lang, digits))
         steps.append(Step("zero_grad", "update", None, (), (t("zero_grad", lang),), {}))
     return steps
+
+
+def _update_step(g: nx.DiGraph, n: str, opt: dict[str, Any], lang: str, digits: int) -> Step:
+    """One parameter's optimizer step: the rule with its numbers, and the panel of its arithmetic."""
+    d = g.nodes[n]
+    upd = d["update"]
+    label, lr = d["label"], upd.get("lr")
+    math_ = update_math(upd["before"], d["grad"], upd["after"], lr, opt, label, digits)
+    head = f"{t('stage_update', lang)} ({t(opt['name'], lang)})"
+    lines: tuple[str, ...]
+    if _plain_gradient_step(upd, d["grad"], lr):
+        lines = (head, f"{label} ← {label} − η·∂L/∂{label}",
+                 f"= {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}",
+                 f"= {_v(upd['after'], digits, lang)}")
+    else:
+        lines = (head, math_.rule, f"= {_v(upd['after'], digits, lang)}")
+    cards = [card("value", t("card_before", lang).format(x=label), upd["before"], digits, lang)]
+    for i, (title, value) in enumerate(math_.parts):
+        cards.append(card("grad" if i == 0 else "state", title, value, digits, lang))
+    cards.append(card("update", t("card_after", lang).format(x=label), upd["after"], digits, lang))
+    numbers = {"before": upd["before"], "after": upd["after"], "grad": d["grad"], "lr": lr,
+               "parts": {title: value for title, value in math_.parts}}
+    return Step("update", "update", n, (), lines, numbers, panel(cards))
 
 
 def _plain_gradient_step(upd: dict[str, Any], grad: Any, lr: float | None) -> bool:
@@ -189,15 +204,7 @@ def _plain_gradient_step(upd: dict[str, Any], grad: Any, lr: float | None) -> bo
     decay, Adam, clipped gradients... all give another ``after``: the caption then names
     the optimizer's rule instead of showing arithmetic that does not add up.
     """
-    if lr is None or any(isinstance(v, dict) or v is None for v in (upd["before"], upd["after"], grad)):
-        return False
-    try:
-        before, after, g = (np.asarray(v, dtype=np.float64) for v in (upd["before"], upd["after"], grad))
-    except (TypeError, ValueError):  # "nan"/"inf" strings
-        return False
-    if before.shape != after.shape or before.shape != g.shape:
-        return False
-    return bool(np.allclose(after, before - lr * g, rtol=1e-5, atol=1e-7))
+    return plain_step(upd["before"], grad, upd["after"], lr)
 
 
 def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]:
@@ -216,6 +223,9 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 tuple(incoming),
                 (f"∂L/∂{label}: {t('accumulate', lang)}", f"{parts} = {_v(d['grad'], digits, lang)}"),
                 {"parts": [g.edges[e]["grad"] for e in incoming], "grad": d["grad"]},
+                panel([card("grad", t("card_part", lang).format(x=label, via=g.nodes[v]["label"]), g.edges[n, v]["grad"],
+                            digits, lang) for _, v in incoming]
+                      + [card("grad", t("card_sum", lang).format(x=label), d["grad"], digits, lang)]),
             )
         )
     if d["kind"] in ("param", "leaf"):
@@ -227,6 +237,8 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 tuple(incoming),
                 (t("lands", lang).format(x=label), f"{label}.grad = {_v(d['grad'], digits, lang)}"),
                 {"grad": d["grad"]},
+                panel([card("value", t("card_value", lang).format(x=label), d["value"], digits, lang),
+                       card("grad", t("card_grad", lang).format(x=label), d["grad"], digits, lang)]),
             )
         )
         return out
@@ -236,7 +248,10 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
         what = f"{t('module', lang)} {d.get('module_type') or ''}".strip()
     else:
         what = op
-    lines = [f"{label}" + (f" = {formula}" if formula else f" ({what})"), f"{t('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
+    head = f"{label}" + (f" = {formula}" if formula else f" ({what})")
+    lines = [head, f"{t('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
+    cards = [card("value", t("card_value", lang).format(x=head), d["value"], digits, lang),
+             card("grad", t("card_arriving", lang).format(x=label), d["grad"], digits, lang)]
     sent = {}
     preds = sorted(g.predecessors(n), key=_order)
     edges = []
@@ -251,8 +266,10 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
             local = t("vjp", lang)
         src = g.nodes[u]["label"]
         lines.append(f"→ ∂L/∂{src} = ∂L/∂{label} × ({local}) = {_v(e['grad'], digits, lang)}")
+        cards.append(card("grad", t("card_sent", lang).format(x=src, local=local), e["grad"], digits, lang))
         sent[u] = e["grad"]
     out.append(
-        Step("backward", "backward", n, tuple(edges), tuple(lines), {"grad": d["grad"], "sent": sent, "op": op})
+        Step("backward", "backward", n, tuple(edges), tuple(lines), {"grad": d["grad"], "sent": sent, "op": op},
+             panel(cards))
     )
     return out

@@ -110,6 +110,9 @@ TRAIN = "Training over time"
               help="Learning rate for --train and --compare (default: the script's).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, panel=TRAIN,
               help="Training runs in parallel (default: the number of cores).")
+@click.option("--pptx", is_flag=True, panel=OUTPUT,
+              help="Also write slides.pptx (the deck for PowerPoint, the chain rule in the speaker notes); "
+                   "implies --slides; needs pip install 'explain-graph[pptx]'.")
 @click.version_option(package_name="explain-graph")
 def command(
     script: Path | None,
@@ -140,6 +143,7 @@ def command(
     lr_sweep: str | None,
     lr: float | None,
     jobs: int | None,
+    pptx: bool,
 ) -> None:
     """Explain one training step of SCRIPT (a .py file or a Jupyter/Colab notebook): its autograd
     graph with the real values and gradients.
@@ -184,7 +188,7 @@ def command(
                           max_elements, fmt, rankdir, None if no_seed else seed,
                           quality if video else None, on_video_step,
                           fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
-                          full_trace=full_trace, force=force, training=training,
+                          full_trace=full_trace, force=force, training=training, pptx=pptx,
                           on_wait=lambda folder: err.print(t("waiting", lang).format(folder=folder), style="yellow",
                                                            highlight=False, markup=False))
     from .summary import print_summary
@@ -218,7 +222,7 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
 
 def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
              quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False, force=False, on_wait=None, training=None):  # noqa: ANN001, ANN202
+             full_trace=False, force=False, on_wait=None, training=None, pptx=False):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -254,6 +258,7 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         force=force,
         on_wait=on_wait,
         training=options,
+        pptx=pptx,
     )
 
 

@@ -1,8 +1,10 @@
-"""Layout stage: positions from one run of Graphviz's ``dot``, shared by every renderer.
+"""Layout stage: positions from Graphviz's ``dot``, shared by every renderer.
 
 `run_dot` lays the DOT source out once and, in the same process call, writes any
-image formats asked for, so the static files and the positions that other
-renderers read (`Layout`) come from the very same layout.
+image formats asked for (the static diagram). `lay_out` lays out several graphs in
+one ``dot`` process and returns each one's positions (`Layout`) with its SVG, both
+from the very same layout: the frame that the video, the slides and the page draw
+(`explainer.story`) comes from one such call.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ class Layout:
     clusters: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LaidOut:
+    """One graph laid out by `lay_out`: its positions and dot's SVG of the same layout."""
+
+    layout: Layout
+    svg: str
+
+
 def run_dot(
     source: str, outputs: dict[str, Path] | None = None, timeout: float = 600.0, positions: bool = True
 ) -> Layout | None:
@@ -65,6 +75,32 @@ def run_dot(
             return None
         check_file(layout_path, "json", "dot")
         return parse_layout(json.loads(layout_path.read_text(encoding="utf-8")))
+
+
+def lay_out(sources: list[str], timeout: float = 600.0) -> list[LaidOut]:
+    """Lay out every DOT source in ``sources`` in ONE ``dot`` process; positions and SVG of each.
+
+    ``dot -O`` names its outputs after the input file, one pair per graph
+    (``g.gv.json0``/``g.gv.svg``, then ``g.gv.2.json0``/``g.gv.2.svg`` ...), so each graph's
+    files are told apart without parsing concatenated output.
+    Raises `GraphvizError` when dot fails or leaves a file incomplete.
+    """
+    if not sources:
+        return []
+    with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
+        src = Path(tmp) / "g.gv"
+        src.write_text("".join(sources), encoding="utf-8")
+        run_tool([find_tool("dot"), "-Tjson0", "-Tsvg", "-O", str(src)], "dot", timeout=timeout, writes=Path(tmp),
+                 timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
+        out = []
+        for i in range(len(sources)):
+            stem = src.name if i == 0 else f"{src.name}.{i + 1}"
+            json_path, svg_path = Path(tmp) / f"{stem}.json0", Path(tmp) / f"{stem}.svg"
+            check_file(json_path, "json", "dot")
+            check_file(svg_path, "svg", "dot")
+            layout = parse_layout(json.loads(json_path.read_text(encoding="utf-8")))
+            out.append(LaidOut(layout, svg_path.read_text(encoding="utf-8")))
+        return out
 
 
 def parse_layout(data: dict) -> Layout:

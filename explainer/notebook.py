@@ -34,8 +34,8 @@ from typing import Any
 
 import networkx as nx
 
+from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError
-from .defaults import DEFAULT_MAX_NODES, FORMATS
 from .fold import FoldOptions, FoldResult, fold_for_display
 from .graph import build_graph
 from .themes import FONT, SVG_FONT_FALLBACK
@@ -84,7 +84,7 @@ class Diagram:
         *,
         theme: str = "light",
         lang: str = "en",
-        digits: int = 4,
+        digits: int = DEFAULT_DIGITS,
         rankdir: str | None = None,
         depth: int | None = None,
         expand: Sequence[str] = (),
@@ -92,7 +92,6 @@ class Diagram:
         title: str | None = None,
     ) -> None:
         from .render.graphviz import DiagramOptions
-
         from .tools import check_font, find_tool
 
         find_tool("dot")
@@ -124,8 +123,9 @@ class Diagram:
     def steps(self) -> StepThrough:
         """The step-through page (``index.html``) for this graph, displayable inline."""
         from .render.html import build_html
+        from .story import build_story
 
-        return StepThrough(build_html(self.shown, self.options))
+        return StepThrough(build_html(build_story(self.shown, self.options)))
 
     def save(self, out_dir: str | Path, *, slides: bool = False, html: bool = False,
              formats: tuple[str, ...] = FORMATS, force: bool = False) -> list[Path]:

@@ -1,4 +1,8 @@
-"""The whole path as one call: run -> trace -> graph -> fold -> renderers -> output folder.
+"""The whole path as one call: run -> trace -> graph -> fold -> story -> renderers -> output folder.
+
+The story (the choreography and the frame layout, `explainer.story`) is computed once
+per run, only when a step-through output (video, slides, page) is asked for, and
+handed to each of them.
 
 Files are rendered into a staging folder inside the output folder and switched into
 place only when everything succeeded (`explainer.output`), so a failure leaves the
@@ -14,12 +18,13 @@ from typing import Any
 
 import networkx as nx
 
-from .fold import FoldOptions, FoldResult, fold_for_display
 from .defaults import DEFAULT_MAX_ELEMENTS, FORMATS
+from .fold import FoldOptions, FoldResult, fold_for_display
 from .graph import build_graph, save_graph
 from .output import open_output, planned_outputs
 from .render.graphviz import DiagramOptions, render_static
 from .run import RunOptions, load_source, run_script
+from .story import build_story
 from .tools import check_font, find_tool, require_extra
 
 
@@ -44,7 +49,8 @@ class Report:
     training: Any = None  # explainer.training.record.TrainingRecord with --train/--compare/--lr-sweep
 
 
-def required_tools(video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en") -> None:
+def required_tools(video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en",
+                   pptx: bool = False) -> None:
     """Check, in seconds, that every tool, extra and font the requested outputs need is there.
 
     Runs before the script, so a missing one costs no traced run.
@@ -61,6 +67,10 @@ def required_tools(video: bool = False, slides: bool = False, losses: bool = Fal
         from .render.video import check_manim
 
         check_manim()
+    if pptx:
+        from .render.pptx import import_pptx
+
+        import_pptx()
 
 
 def render_outputs(
@@ -76,14 +86,16 @@ def render_outputs(
     slides: bool = False,
     html: bool = False,
     extra: Callable[[Path], list[Path]] | None = None,
+    pptx: bool = False,
 ) -> None:
     """Render every requested output of ``g`` into the (staging) folder ``out_dir``.
 
     ``shown`` is the graph the diagram draws when it is not ``g`` itself (a folded
     view, `explainer.fold`); graph.json always holds the full ``g``. ``slides`` adds
     ``slides.pdf`` and ``slides/page-NN.png``, ``html`` an offline ``index.html``:
-    both show the same view as the diagram. ``extra`` writes more files into the
-    same folder after these (the training outputs, which add to the page and the deck).
+    both show the same view as the diagram; ``pptx`` adds ``slides.pptx`` to the deck. ``extra``
+    writes more files into the same folder after these (the training outputs, which add to
+    the page and the deck).
     """
     view = g if shown is None else shown
     render_static(view, out_dir, diagram, formats)
@@ -92,18 +104,22 @@ def render_outputs(
         from .render.plots import loss_curve
 
         loss_curve(losses, out_dir / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
+    slides = slides or pptx
+    if video is None and not slides and not html:
+        return
+    story = build_story(view, diagram)
     if video is not None:
         from .render.video import render_video  # imports Manim: only on this path
 
-        render_video(view, out_dir, video.quality, diagram.theme, diagram.lang, diagram.digits, on_video_step)
+        render_video(story, out_dir, video.quality, on_video_step)
     if slides:
         from .render.slides import render_slides
 
-        render_slides(view, out_dir, diagram)
+        render_slides(story, out_dir, pptx=pptx)
     if html:
         from .render.html import render_html
 
-        render_html(view, out_dir, diagram)
+        render_html(story, out_dir)
     if extra is not None:
         extra(out_dir)
 
@@ -143,6 +159,7 @@ def explain_script(
     force: bool = False,
     on_wait: Callable[[Path], None] | None = None,
     training: Any = None,
+    pptx: bool = False,
 ) -> Report:
     """Trace ``script`` and write its diagrams and graph.json into ``out_dir``.
 
@@ -167,13 +184,14 @@ def explain_script(
         run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
     load_source(Path(script))  # a missing script or a syntax error before anything else
-    required_tools(video=video is not None, slides=slides, losses=run.run_to_end, lang=diagram.lang)
+    required_tools(video=video is not None, slides=slides or pptx, losses=run.run_to_end, lang=diagram.lang,
+                   pptx=pptx)
     if training is not None:
         require_extra("plots", "--train, --compare and --lr-sweep")
-        if slides:
+        if slides or pptx:
             find_tool("pdfunite")  # the training pages join the deck
     planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html,
-                              training=training is not None)
+                              training=training is not None, pptx=pptx)
     with open_output(out_dir, planned, force=force, on_wait=on_wait) as folder:
         result = run_script(script, argv, run)
         g = build_graph(result.trace, max_elements=max_elements)
@@ -184,9 +202,11 @@ def explain_script(
             from .training.explain import run_training, training_writer
 
             trained = run_training(script, argv, training, seed=run.seed)
-            extra = training_writer(trained, diagram, video.quality if video else None, slides=slides, html=html)
+            extra = training_writer(trained, diagram, video.quality if video else None, slides=slides or pptx,
+                                    html=html)
         render_outputs(g, folder.staging_path, diagram, formats, losses, run.step, video, on_video_step,
-                       shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra)
+                       shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra,
+                       pptx=pptx)
         files = folder.commit(planned)
     return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended,
                   skipped=result.skipped, training=trained)

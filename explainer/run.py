@@ -14,6 +14,7 @@ import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ExplainerError, ScriptExitedError, ScriptNotFoundError, ScriptSyntaxError, UserScriptError
 from .ipynb import read_notebook

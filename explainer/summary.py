@@ -96,5 +96,6 @@ def files_line(files: list[Path], lang: str = "en") -> str:
             pages[rel.parts[0]] = pages.get(rel.parts[0], 0) + 1
         else:
             top.append(rel.name)
-    top += [f"{d}/ ({t('pages', lang).format(n=n)})" for d, n in sorted(pages.items())]
+    # slides/ holds one PNG per page; backward_sections/ one clip per step and its index
+    top += [f"{d}/ ({t('pages' if d == 'slides' else 'files', lang).format(n=n)})" for d, n in sorted(pages.items())]
     return f"{os.path.relpath(root)}/: " + ", ".join(sorted(top))

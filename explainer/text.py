@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .defaults import DEFAULT_DIGITS
+
 #: Korean and English strings. Keys are the same in every language.
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -69,6 +71,26 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint": "Hover or click a node to see its numbers.",
         "keys": "← → step · + − zoom · click a node to pin it",
         "fit": "fit",
+        "first_entries": "first entries:",
+        "card_value": "{x}  (forward value)",
+        "card_arriving": "∂L/∂{x}  (arriving)",
+        "card_sent": "→ ∂L/∂{x}   ({local})",
+        "card_grad": "{x}.grad = ∂L/∂{x}",
+        "card_part": "∂L/∂{x} via {via}",
+        "card_sum": "∂L/∂{x} = sum",
+        "card_before": "{x}  (before)",
+        "card_after": "{x}  (after the step)",
+        "node_label": "{label}: {what}",
+        "diagram_label": "the autograd graph; Tab moves between nodes, Enter shows a node's numbers",
+        "steps_nav": "steps",
+        "prev_step": "previous step",
+        "next_step": "next step",
+        "step_count": "step number",
+        "zoom": "zoom",
+        "zoom_in": "zoom in",
+        "zoom_out": "zoom out",
+        "zoom_fit": "fit the diagram to the window",
+        "details": "details of the selected node",
         "shape": "shape",
         "kind": "kind",
         "autograd": "autograd",
@@ -99,6 +121,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "more_in_json": "… {n} more (all in graph.json)",
         "more_in_blocks": "… {n} more inside the repeated blocks (numbers not recorded: see the note)",
         "pages": "{n} pages",
+        "files": "{n} files",
         "ended": "{script} ended with {how}({status}){at} after the traced step",
         "ended_at": " at {where}",
         "waiting": "another explain-graph run is writing into {folder}: waiting for it to finish",
@@ -217,6 +240,26 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint": "노드에 마우스를 올리거나 클릭하면 값과 기울기가 보입니다.",
         "keys": "← → 이동 · + − 확대/축소 · 노드를 클릭하면 고정",
         "fit": "맞춤",
+        "first_entries": "앞부분 값:",
+        "card_value": "{x}  (순전파 값)",
+        "card_arriving": "∂L/∂{x}  (들어온 기울기)",
+        "card_sent": "→ ∂L/∂{x}   ({local})",
+        "card_grad": "{x}.grad = ∂L/∂{x}",
+        "card_part": "{via} 경로의 ∂L/∂{x}",
+        "card_sum": "∂L/∂{x} = 합",
+        "card_before": "{x}  (스텝 전)",
+        "card_after": "{x}  (스텝 후)",
+        "node_label": "{label}: {what}",
+        "diagram_label": "autograd 그래프: Tab으로 노드 사이를 이동하고 Enter로 값을 봅니다",
+        "steps_nav": "단계",
+        "prev_step": "이전 단계",
+        "next_step": "다음 단계",
+        "step_count": "단계 번호",
+        "zoom": "확대/축소",
+        "zoom_in": "확대",
+        "zoom_out": "축소",
+        "zoom_fit": "창에 맞추기",
+        "details": "선택한 노드의 자세한 값",
         "shape": "모양",
         "kind": "종류",
         "autograd": "autograd",
@@ -246,6 +289,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "more_in_json": "… 외 {n}개 (모두 graph.json에 있음)",
         "more_in_blocks": "… 반복 블록 안에 {n}개 더 (값은 기록하지 않음: 참고를 보세요)",
         "pages": "{n}쪽",
+        "files": "파일 {n}개",
         "ended": "{script}가 추적한 스텝 뒤에 {how}({status})로 끝났습니다{at}",
         "ended_at": " ({where})",
         "waiting": "다른 explain-graph 실행이 {folder}에 쓰는 중입니다: 끝날 때까지 기다립니다",
@@ -317,7 +361,7 @@ def stage_name(stage: str, lang: str = "en") -> str:
     return t({"update": "stage_update"}.get(stage, stage), lang)
 
 
-def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = 4) -> str:
+def optimizer_text(opt: dict[str, Any] | None, lang: str = "en", digits: int = DEFAULT_DIGITS) -> str:
     """The graph's optimizer as a short label, ``SGD lr = 0.05``; empty when there is none."""
     if not opt:
         return ""
@@ -345,7 +389,7 @@ def t(key: str, lang: str = "en") -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key, STRINGS["en"].get(key, key))
 
 
-def fmt_number(v: Any, digits: int = 4) -> str:
+def fmt_number(v: Any, digits: int = DEFAULT_DIGITS) -> str:
     """``digits`` significant digits; NaN/Inf (stored as strings) shown as such."""
     if v is None:
         return "–"
@@ -376,7 +420,7 @@ def _row(entries: list[Any], digits: int) -> str:
     return "[" + ", ".join(fmt_number(e, digits) for e in entries) + "]"
 
 
-def value_lines(v: Any, digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
+def value_lines(v: Any, digits: int = DEFAULT_DIGITS, lang: str = "en", intended: bool = False) -> list[str]:
     """A value from the graph schema as short lines of text for a node.
 
     Scalars as a number, vectors on one line, column vectors transposed (``[…]ᵀ``),
@@ -414,7 +458,7 @@ def _flatten(v: Any) -> list[Any]:
     return [v]
 
 
-def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en", intended: bool = False) -> list[str]:
+def summary_lines(s: dict[str, Any], digits: int = DEFAULT_DIGITS, lang: str = "en", intended: bool = False) -> list[str]:
     """A summary's lines: mean and norm, range, then NaN/Inf counts (with a warning sign
     unless ``intended``: a mask's -inf); a sparse tensor first says how many entries it stores."""
     line = (
@@ -434,7 +478,7 @@ def summary_lines(s: dict[str, Any], digits: int = 4, lang: str = "en", intended
     return lines
 
 
-def value_inline(v: Any, digits: int = 4, lang: str = "en") -> str:
+def value_inline(v: Any, digits: int = DEFAULT_DIGITS, lang: str = "en") -> str:
     """One-line form (terminal summary, edge labels)."""
     return " ".join(value_lines(v, digits, lang))
 

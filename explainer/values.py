@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .defaults import DEFAULT_MAX_ELEMENTS
+
 #: How many leading entries a summary lists.
 HEAD_ENTRIES = 6
 
@@ -78,10 +80,10 @@ class TensorValue:
     def item(self) -> float | None:
         """The single number of a one-element tensor, else ``None``."""
         if self.numel == 1 and self.data is not None:
-            return _py_number(self.data.reshape(-1)[0])
+            return json_number(self.data.reshape(-1)[0])
         return None
 
-    def to_json(self, max_elements: int = 16) -> Any:
+    def to_json(self, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Any:
         """The schema's JSON value.
 
         A number for a 0-d tensor, nested lists while ``numel <= max_elements``,
@@ -91,22 +93,22 @@ class TensorValue:
         """
         if self.data is not None and self.numel <= max_elements:
             if self.data.ndim == 0:
-                return _py_number(self.data.reshape(-1)[0])
+                return json_number(self.data.reshape(-1)[0])
             return _nested(self.data)
         s = self.summary()
         head = self.head
         if head is None and self.data is not None:
-            head = tuple(_py_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
+            head = tuple(json_number(v) for v in self.data.reshape(-1)[:HEAD_ENTRIES])
         out: dict[str, Any] = {"summary": True, "shape": list(self.shape), "dtype": self.dtype}
         if self.nnz is not None:
             out["sparse"] = True
             out["nnz"] = self.nnz
         for key in ("min", "max", "mean", "norm"):
             if key in s:
-                out[key] = _py_number(s[key])
+                out[key] = json_number(s[key])
         out["nan"] = int(s.get("nan", 0))
         out["inf"] = int(s.get("inf", 0))
-        out["head"] = [_py_number(v) for v in head or ()]
+        out["head"] = [json_number(v) for v in head or ()]
         return out
 
 
@@ -136,8 +138,8 @@ def stats_of_array(arr: np.ndarray) -> dict[str, float]:
         }
 
 
-def _py_number(v: Any) -> Any:
-    """A JSON-safe Python number; NaN/Inf become the strings "nan", "inf", "-inf"."""
+def json_number(v: Any) -> Any:
+    """A number as the graph schema stores it (a JSON-safe Python number): NaN/Inf as the strings "nan", "inf", "-inf"."""
     if isinstance(v, (np.bool_, bool)):
         return bool(v)
     if isinstance(v, (np.integer, int)):
@@ -150,12 +152,7 @@ def _py_number(v: Any) -> Any:
     return f
 
 
-def json_number(v: Any) -> Any:
-    """A number as the graph schema stores it: NaN/Inf as the strings "nan", "inf", "-inf"."""
-    return _py_number(v)
-
-
 def _nested(arr: np.ndarray) -> Any:
     if arr.ndim == 0:
-        return _py_number(arr.reshape(-1)[0])
+        return json_number(arr.reshape(-1)[0])
     return [_nested(sub) for sub in arr]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything explain-graph needs on a Debian/Ubuntu machine:
 # system packages (Graphviz, cairo/pango headers for Manim, a CJK font,
-# rsvg-convert and poppler for the slide deck, Chromium for the HTML tests),
+# rsvg-convert and poppler for the slide deck, Chromium for the HTML tests,
+# tesseract-ocr for the tests that read the video and the slides),
 # then .venv/ with the package, all its extras and its dev tools.
 # On Ubuntu, whose chromium package is a snap that does not run headless in
 # containers, the tests use Playwright's own Chromium, downloaded once here.
@@ -21,7 +22,7 @@ browser_pkg=chromium
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in graphviz libcairo2-dev libpango1.0-dev pkg-config fonts-noto-cjk poppler-utils \
-             librsvg2-bin python3-venv $browser_pkg; do
+             librsvg2-bin python3-venv tesseract-ocr $browser_pkg; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
     # python3-venv only matters for a Debian python; a pyenv/conda one has venv already.

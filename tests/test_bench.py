@@ -29,3 +29,10 @@ def test_bench_quick_prints_the_ratios() -> None:
             assert RATIO.match(row[i]), (col, row[i])
     nodes = header.index("autograd nodes")
     assert [int(row[nodes]) for row in body][0] == 5  # y = w·x + b: the loss, addmm, t, two AccumulateGrad
+
+
+def test_video_bench_quick_prints_its_table() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "video_bench.py"), "--sizes", "5", "--no-mlp"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "s/step" in proc.stdout and "x" in proc.stdout

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from explainer.graph import build_graph
+from explainer.themes import LIGHT
 from explainer.render.graphviz import DiagramOptions, render_static, step_mark, to_dot
 from explainer.text import fmt_number, value_lines
 from explainer.trace import Tracer, trace_call
@@ -51,6 +52,8 @@ def svg_nodes(path: Path) -> dict[str, dict]:
             "texts": texts,
             "text": " ".join(texts),
             "fill": shape.get("fill") if shape is not None else None,
+            "stroke": shape.get("stroke") if shape is not None else None,
+            "stroke_width": float(shape.get("stroke-width") or 1) if shape is not None else None,
             "tooltip": link.get("{http://www.w3.org/1999/xlink}title") if link is not None else None,
         }
     return out
@@ -146,8 +149,11 @@ def test_nonfinite_nodes_are_alarming(tmp_path) -> None:
     assert g.graph["first_nonfinite"] is not None or any(g.nodes[n]["kind"] != "leaf" for n in bad)
     render_static(g, tmp_path, formats=("svg",))
     nodes = svg_nodes(tmp_path / "graph.svg")
+    ok = [n for n in g.nodes if not g.nodes[n]["nonfinite"]]
     for n in bad:
-        assert nodes[n]["fill"] == "#ff6b6b"
+        # a vermillion fill and a heavy dark frame, unlike any healthy node's
+        assert nodes[n]["fill"].lower() == LIGHT.bad_fill.lower() and nodes[n]["stroke"].lower() == LIGHT.bad_border.lower()
+        assert nodes[n]["stroke_width"] >= 3 > max(nodes[m]["stroke_width"] for m in ok)
         assert "NaN" in nodes[n]["text"]
 
 

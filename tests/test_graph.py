@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from explainer.errors import SchemaError
 from conftest import lecture_graph
-from explainer.graph import SCHEMA, build_graph, dumps, loads
+from explainer.graph import SCHEMA, dumps, loads
 from explainer.values import TensorValue
 
 

@@ -181,8 +181,10 @@ def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
     from explainer.render.graphviz import DiagramOptions
     from explainer.render.html import page_data
 
+    from explainer.story import build_story
+
     g = lecture_graph()
-    data = page_data(g, DiagramOptions())
+    data = page_data(build_story(g, DiagramOptions()))
     fr = frames(g, choreograph(g))
     state: dict[str, list] = {k: [] for k in ("seen", "grads", "edge_grads", "updates")}
     for step, f in zip(data["steps"], fr):
@@ -206,7 +208,9 @@ def test_a_name_that_opens_a_comment_does_not_stop_the_page(browser: Browser, tm
     for n, d in g.nodes(data=True):
         if d["label"] == "x":
             d["label"] = "x<!--<script>"
-    path = render_html(g, tmp_path, DiagramOptions())
+    from explainer.story import build_story
+
+    path = render_html(build_story(g, DiagramOptions()), tmp_path)
     page, _, errors = _open(browser, path)
     steps = choreograph(g)
     assert page.inner_text("#eg-count") == f"1 / {len(steps)}"  # the script ran
@@ -247,3 +251,61 @@ def test_graph_svg_is_whole_in_the_browser(browser: Browser, tmp_path: Path, scr
     view_w = float(page.evaluate("() => document.querySelector('svg').viewBox.baseVal.width"))
     assert abs(width - view_w * 96 / 72) < 2
     page.close()
+
+
+def test_keyboard_and_screen_readers(browser: Browser, lecture_decks: dict[str, Path]) -> None:
+    d = lecture_decks["linear_regression"]
+    g = load_graph(d / "graph.json")
+    ids = _by_label(g)
+    page, _, errors = _open(browser, d / "index.html")
+    assert page.get_attribute("#eg-caption", "aria-live") == "polite"
+    for button in page.query_selector_all("button"):
+        assert (button.get_attribute("aria-label") or "").strip(), button.inner_text()
+    assert page.get_attribute("#eg-search", "aria-label") and page.query_selector("label[for=eg-search]")
+    nodes = page.query_selector_all("g.node")
+    assert len(nodes) == g.number_of_nodes()
+    for el in nodes:
+        assert el.get_attribute("tabindex") == "0" and el.get_attribute("role") == "button"
+        label = el.get_attribute("aria-label") or ""
+        assert g.nodes[el.get_attribute("data-id")]["label"] in label
+    # Tab reaches the nodes; Enter pins one, its numbers appear in the details panel
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('data-id')"):
+            break
+    focused = page.evaluate("document.activeElement.getAttribute('data-id')")
+    assert focused in g
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#eg-details", "data-node") == focused
+    assert g.nodes[focused]["label"] in page.inner_text("#eg-details h2")
+    # arrows still step once the focus leaves the diagram
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("End")
+    assert page.inner_text("#eg-count").startswith(f"{len(choreograph(g))} /")
+    assert ids["pred"] in g and errors == []
+
+
+def test_no_gradients_before_backward_computes_them(browser: Browser, lecture_decks: dict[str, Path]) -> None:
+    d = lecture_decks["linear_regression"]
+    g = load_graph(d / "graph.json")
+    ids = _by_label(g)
+    steps = choreograph(g)
+    page, _, errors = _open(browser, d / "index.html")
+
+    def headings(node: str) -> list[str]:
+        page.focus(f'g.node[data-id="{node}"]')
+        return page.eval_on_selector_all("#eg-details h3", "els => els.map(e => e.textContent)")
+
+    w = ids["model.weight"]
+    page.keyboard.press("ArrowRight")  # the forward pass
+    page.evaluate("document.activeElement.blur()")
+    assert headings(w) == ["value"]  # no gradient, no update yet
+    assert headings(ids["pred"]) == ["value"]
+    first_w = next(i for i, s in enumerate(steps) if s.kind == "backward" and s.node == w)
+    page.evaluate(f"location.hash = '#{first_w + 1}'; location.reload()")
+    page.wait_for_selector("#eg-count")
+    assert headings(w) == ["value", "grad"]
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("End")
+    assert headings(w) == ["value", "grad", "before update", "after update"]
+    assert errors == []

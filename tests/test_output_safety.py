@@ -596,11 +596,12 @@ def test_graph_pdf_is_the_same_bytes_every_run(tmp_path: Path) -> None:
 
 def test_page_script_survives_a_name_that_opens_a_comment(tmp_path: Path) -> None:
     from explainer.render.html import build_html
+    from explainer.story import build_story
 
     g = lecture_graph()
     first = next(iter(g.nodes))
     g.nodes[first]["label"] = "x<!--<script>"
-    page = build_html(g, DiagramOptions())
+    page = build_html(build_story(g, DiagramOptions()))
     data = page.split('<script type="application/json" id="eg-data">')[1].split("</script>")[0]
     assert "<" not in data
     assert json.loads(data)["nodes"][first]["label"] == "x<!--<script>"

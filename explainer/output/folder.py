@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import OutputConflictError, OutputFolderError
-from .names import Digest, conflict_message, exists, file_digest, is_ours, is_output_name, matching, replaceable
+from .names import OUTPUT_PATTERNS, Digest, conflict_message, exists, file_digest, is_ours, is_output_name, matching, replaceable
 from .switch import MANIFEST, STAGING_PREFIX, manifest_text, recover, remove_if_empty, switch
 
 LOCK = ".explain-graph.lock"
@@ -112,7 +112,8 @@ class OutputFolder:
         switch(self.path, staging, aside + stale, new, manifest_text(files, staging.name, __version__),
                self.may_replace)
         self.manifest = files
-        remove_if_empty(self.path / "slides")
+        for folder in OUTPUT_PATTERNS:
+            remove_if_empty(self.path / folder)
         return [self.path / n for n in new]
 
     def close(self, ok: bool) -> None:

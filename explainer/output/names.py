@@ -15,10 +15,13 @@ from pathlib import Path
 #: Every file an explanation may write, relative to the output folder.
 OUTPUT_FILES = frozenset(
     {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
-     "slides.pdf", "index.html", "training.json", "training.svg", "training.png", "training.mp4"}
+     "slides.pdf", "slides.pptx", "index.html", "training.json", "training.svg", "training.png", "training.mp4"}
 )
-#: Output names whose count depends on the run (one PNG per slide page), by the folder they live in.
-OUTPUT_PATTERNS = {"slides": re.compile(r"slides/page-\d+\.png", re.IGNORECASE)}
+#: Output names whose count depends on the run (one PNG per slide page, one clip per step of the
+#: video), by the folder they live in.
+OUTPUT_PATTERNS = {"slides": re.compile(r"slides/page-\d+\.png", re.IGNORECASE),
+                   "backward_sections": re.compile(r"backward_sections/(sections\.json|\d+-[A-Za-z0-9_.-]+\.mp4)",
+                                                   re.IGNORECASE)}
 
 _HASH_CHUNK = 1 << 20
 
@@ -26,8 +29,9 @@ Digest = dict[str, "int | str"]
 
 
 def planned_outputs(formats: Iterable[str], *, losses: bool = False, video: bool = False, slides: bool = False,
-                    html: bool = False, training: bool = False) -> frozenset[str]:
-    """The names a run with these options writes (``slides`` stands for every page PNG).
+                    html: bool = False, training: bool = False, pptx: bool = False) -> frozenset[str]:
+    """The names a run with these options writes (``slides`` stands for every page PNG,
+    ``backward_sections`` for every clip of the video).
 
     ``training`` (``--train``, ``--compare``, ``--lr-sweep``) adds ``training.*``;
     ``training.mp4`` only with ``video`` and when there is a surface to draw it on.
@@ -36,9 +40,11 @@ def planned_outputs(formats: Iterable[str], *, losses: bool = False, video: bool
     if losses:
         names.add("loss_curve.png")
     if video:
-        names |= {"backward.mp4", "backward.srt"}
-    if slides:
+        names |= {"backward.mp4", "backward.srt", "backward_sections"}
+    if slides or pptx:
         names |= {"slides.pdf", "slides"}
+    if pptx:
+        names.add("slides.pptx")
     if html:
         names.add("index.html")
     if training:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import OutputConflictError, OutputFolderError
-from .names import exists, is_output_name
+from .names import OUTPUT_PATTERNS, exists, is_output_name
 
 MANIFEST = ".explain-graph.json"
 JOURNAL = ".explain-graph-switch.json"
@@ -155,7 +155,8 @@ def roll_back(out_dir: Path, journal: Journal) -> None:
             move(backup / name, out_dir / name)
         journal.done = i
         journal.write(out_dir)
-    remove_if_empty(out_dir / "slides")
+    for folder in OUTPUT_PATTERNS:
+        remove_if_empty(out_dir / folder)
     finish(out_dir, journal)
 
 

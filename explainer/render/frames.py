@@ -5,9 +5,9 @@ one `Frame` per step: which nodes the forward pass has reached, which gradients 
 updates are filled in so far, which node and edges are lit. It is pure data, so the
 deck, the page and the tests read the same states.
 
-`diagram_svg` draws the graph once with ``dot`` (the same DOT as ``graph.svg``,
-without its legend and title bar, like the video), and `tag_svg` marks the parts a
-frame switches on and off. The slide deck applies a frame in Python
+The diagram is the story's frame SVG (`explainer.story`: the same DOT as
+``graph.svg`` without its legend and title bar, laid out once per run, like the
+video's); `tag_svg` marks the parts a frame switches on and off. The slide deck applies a frame in Python
 (`apply_frame`); the page applies the same frame in the browser with the same
 classes (`CSS`).
 
@@ -23,17 +23,15 @@ gradient in orange, update in green), so no extra markup is needed in the DOT.
 from __future__ import annotations
 
 import copy
-import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import networkx as nx
 
 from ..choreography import Step
-from ..layout import run_dot
 from ..themes import Theme
-from .graphviz import DiagramOptions, frame_rankdir, to_dot
+from .style import highlight_colour
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -45,9 +43,6 @@ DIM_OPACITY = 0.22
 #: Outline width (diagram points) of the lit node and of lit edges.
 HIGHLIGHT_WIDTH = 4.5
 EDGE_WIDTH = 3.0
-
-#: Background of captions and panels, per theme.
-PANEL = {"light": "#f1f5f9", "dark": "#1e293b"}
 
 #: Class names put on the diagram's SVG elements by `tag_svg` (read by the page's script).
 GRAD, UPDATE, SHAPE = "eg-grad", "eg-update", "eg-shape"
@@ -117,7 +112,7 @@ class Frame:
         }
 
 
-def frames(g: nx.DiGraph, steps: list[Step]) -> list[Frame]:
+def frames(g: nx.DiGraph, steps: Sequence[Step]) -> list[Frame]:
     """One `Frame` per step, each the state after that step. Pure and deterministic.
 
     The title step shows the whole graph without gradients; the forward pass then
@@ -171,23 +166,6 @@ def frames(g: nx.DiGraph, steps: list[Step]) -> list[Frame]:
             )
         )
     return out
-
-
-def highlight_colour(stage: str, kind: str, theme: Theme) -> str:
-    """The lit node's outline: blue forward, red at the loss, orange backward, green for the update."""
-    if kind == "loss":
-        return theme.loss_border
-    return {"backward": theme.grad, "update": theme.update}.get(stage, theme.param_border)
-
-
-def diagram_svg(g: nx.DiGraph, opts: DiagramOptions) -> str:
-    """The diagram as SVG text from ``dot``: same DOT as ``graph.svg``, no legend or title bar."""
-    rankdir = frame_rankdir(g, opts)  # the same choice as the video's, so they look alike
-    source = to_dot(g, replace(opts, legend=False, title_bar=False, rankdir=rankdir))
-    with tempfile.TemporaryDirectory(prefix="explain-graph-svg-") as tmp:
-        path = Path(tmp) / "diagram.svg"
-        run_dot(source, {"svg": path}, positions=False)
-        return path.read_text(encoding="utf-8")
 
 
 def _q(tag: str) -> str:
@@ -256,7 +234,7 @@ def apply_frame(root: ET.Element, frame: Frame, theme: Theme) -> ET.Element:
             faint = nid not in seen
             show_grad, lit_here, hl = nid in grads, False, nid in highlight
         else:
-            u, v = edge.split(" ")
+            u, v = (edge or " ").split(" ")
             faint = u not in seen or v not in seen
             show_grad, lit_here, hl = (u, v) in egrads, (u, v) in lit, False
         if faint:
@@ -307,9 +285,7 @@ __all__ = [
     "CSS",
     "Frame",
     "apply_frame",
-    "diagram_svg",
     "frames",
-    "highlight_colour",
     "node_of",
     "svg_text",
     "tag_svg",

@@ -1,9 +1,11 @@
 """Static diagrams: the graph as DOT, laid out by ``dot``, written as SVG, PNG and PDF.
 
-Colour legend (also drawn in every diagram): blue boxes are parameters, grey boxes
-inputs and data, yellow boxes operations, the red box the loss. Each node shows its
-forward value and, in orange, its gradient ∂loss/∂(node); the filled badge is the
-step at which autograd's backward processed it. Red-filled nodes hold NaN or Inf.
+Colour legend (also drawn in every diagram; Okabe-Ito hues, `explainer.themes`): blue
+boxes are parameters, grey boxes inputs and data, yellow boxes operations, the purple
+box the loss. Each node shows its forward value and, in vermillion, its gradient
+∂loss/∂(node); the circled number is the step at which autograd's backward processed
+it; the update after the optimizer step is green. Nodes holding NaN or Inf get a
+vermillion fill and a heavy dark frame.
 """
 
 from __future__ import annotations
@@ -16,23 +18,13 @@ from typing import Any
 
 import networkx as nx
 
-from ..defaults import FORMATS
+from ..defaults import DEFAULT_DIGITS, FORMATS
 from ..layout import Layout, run_dot
-from ..text import (
-    fmt_number,
-    fmt_shape,
-    optimizer_text,
-    t,
-    value_full,
-    value_inline,
-    value_lines,
-)
+from ..text import optimizer_text, t, value_full, value_inline, value_lines
 from ..themes import FONT, Theme, get_theme
 from .arrange import beside, clusters, edge_text
+from .style import node_colours, step_mark, subtitle
 
-#: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
-#: other ops' numbers are internal settings (reduction enums, ignore_index).
-SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "leaky_relu", "remainder"})
 #: Longest forward path for which the diagram flows left to right (fits a 16:9 slide);
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
@@ -55,7 +47,7 @@ class DiagramOptions:
 
     theme: str = "light"
     lang: str = "en"
-    digits: int = 4
+    digits: int = DEFAULT_DIGITS
     rankdir: str | None = None
     legend: bool = True
     title: str | None = None
@@ -82,67 +74,17 @@ def _font(text: str, color: str | None = None, size: float | None = None, bold: 
     return f"<FONT{attrs}>{inner}</FONT>" if attrs else inner
 
 
-def _style(kind: str, theme: Theme) -> tuple[str, str]:
-    return {
-        "param": (theme.param_fill, theme.param_border),
-        "leaf": (theme.leaf_fill, theme.param_border),
-        "input": (theme.input_fill, theme.input_border),
-        "buffer": (theme.input_fill, theme.input_border),
-        "loss": (theme.loss_fill, theme.loss_border),
-    }.get(kind, (theme.op_fill, theme.op_border))
-
-
-def _subtitle(d: dict[str, Any], lang: str) -> str:
-    kind = d["kind"]
-    shape = fmt_shape(d.get("shape") or [], lang)
-    if kind == "module":
-        what = d.get("module_type") or t("module", lang)
-        if (d.get("repeat") or 1) > 1:
-            what += f" × {d['repeat']}"
-        return f"{what} · {d.get('ops', 0):,} {t('ops', lang)} · {shape}"
-    if kind in ("param", "leaf", "input", "buffer"):
-        what = t("parameter" if kind == "param" else kind, lang)
-        scalars = d.get("scalars") or []
-        if kind == "input" and scalars and d.get("op") in SCALAR_OPS:  # data computed from data: x ** 2
-            what += f" · {d['op']}(·, " + ", ".join(fmt_number(s) for s in scalars) + ")"
-        if (d.get("repeat") or 1) > 1:  # a stack of inputs in a folded view
-            what += f" × {d['repeat']}"
-        return f"{what} · {shape}"
-    op = d.get("op") or ""
-    scalars = d.get("scalars") or []
-    if scalars and d.get("op") in SCALAR_OPS:
-        op += "(·, " + ", ".join(fmt_number(s) for s in scalars) + ")"
-    call = d.get("call")
-    if call and call != d.get("op") and call not in (d.get("op") or ""):
-        op += f" ⊂ {call}"
-    if not d.get("name"):
-        # The title already is the op's name: keep only what it adds (arguments, call).
-        op = op[len(d.get("op") or "") :].strip()
-    return f"{op} · {shape}" if op else shape
-
-
-def step_mark(step: int) -> str:
-    """The backward step as a circled number (① ... ㊿), ``(51)`` beyond."""
-    if 1 <= step <= 20:
-        return chr(0x2460 + step - 1)
-    if 21 <= step <= 35:
-        return chr(0x3251 + step - 21)
-    if 36 <= step <= 50:
-        return chr(0x32B1 + step - 36)
-    return f"({step})"
-
-
 def node_label(nid: str, d: dict[str, Any], g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
     """The HTML-like label of one node: name, op, shape, value, grad, step, update."""
     lang, digits = opts.lang, opts.digits
-    fill, border = _style(d["kind"], theme)
+    fill, border = node_colours(d["kind"], theme)
     rows: list[str] = []
     title = _font(_e(d["label"]), theme.text, theme.font_size + 1, bold=True)
     step = d.get("backward_step")
     if step is not None:
         title += "  " + _font(_e(step_mark(step)), theme.grad, theme.font_size + 3, bold=True)
     rows.append(f'<TR><TD ALIGN="LEFT">{title}</TD></TR>')
-    rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(_subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
+    rows.append(f'<TR><TD ALIGN="LEFT">{_font(_e(subtitle(d, lang)), theme.muted, theme.small_size)}</TD></TR>')
 
     def block(prefix: str, value: Any, color: str, intended: bool = False) -> None:
         lines = value_lines(value, digits, lang, intended)
@@ -219,13 +161,13 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
     lang = opts.lang
     sw = []
     for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
-        fill, border = _style(kind, theme)
+        fill, border = node_colours(kind, theme)
         sw.append(
             f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
             f'<TD ALIGN="LEFT">{_font(_e(t(key, lang)), theme.text, theme.small_size)}</TD></TR>'
         )
     if has_module:
-        fill, border = _style("module", theme)
+        fill, border = node_colours("module", theme)
         sw.append(
             f'<TR><TD BGCOLOR="{fill}" BORDER="3" COLOR="{border}" WIDTH="18"> </TD>'
             f'<TD ALIGN="LEFT">{_font(_e(t("legend_module", lang)), theme.text, theme.small_size)}</TD></TR>'
@@ -275,7 +217,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
 
     def emit_node(nid: str, indent: str) -> None:
         d = g.nodes[nid]
-        fill, border = _style(d["kind"], theme)
+        fill, border = node_colours(d["kind"], theme)
         pen = 1.4
         if d.get("nonfinite"):
             fill, border, pen = theme.bad_fill, theme.bad_border, 3.0
@@ -335,23 +277,9 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
     return "\n".join(lines) + "\n"
 
 
-def frame_rankdir(g: nx.DiGraph, opts: DiagramOptions, aspect: float = 2.4) -> str:
-    """The direction whose layout fills a wide frame best (video, slides, page).
-
-    The diagram file picks LR or TB by depth alone; a frame of fixed shape with a caption
-    under the graph (about 2.4:1 left for the graph) is better served by trying both and
-    keeping the layout that can be drawn larger. Two extra ``dot`` runs on a graph that is
-    small or already folded.
-    """
-    if opts.rankdir:
-        return opts.rankdir
-    best, best_scale = "LR", -1.0
-    for rankdir in ("LR", "TB"):
-        lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir, legend=False, title_bar=False)))
-        scale = min(aspect / max(lay.width, 1.0), 1.0 / max(lay.height, 1.0))
-        if scale > best_scale * 1.05:  # prefer LR unless TB is clearly bigger
-            best, best_scale = rankdir, scale
-    return best
+def frame_dot(g: nx.DiGraph, opts: DiagramOptions, rankdir: str) -> str:
+    """The DOT of the frame that the video, slides and page draw: the diagram without legend and title bar."""
+    return to_dot(g, replace(opts, rankdir=rankdir, legend=False, title_bar=False))
 
 
 def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:

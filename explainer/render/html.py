@@ -1,11 +1,15 @@
 """An interactive page for students: ``index.html``, one file that works offline.
 
-The page performs the same `explainer.choreography.choreograph` steps as the
-video and the slide deck: the ``dot`` diagram (`explainer.render.frames`) with
-each step's state, stepped with buttons or the arrow keys, the step's caption
-above it. Hovering or clicking a node shows its full value and gradient (every
-entry of a small tensor, shape and statistics of a large one); a search box finds
-a node by name.
+The page performs the story (`explainer.story`) that the video and the slide deck
+perform: the frame's diagram with each step's state (`explainer.render.frames`),
+stepped with buttons or the arrow keys, the step's caption above it. Hovering,
+clicking or focusing a node shows its full value and gradient (every entry of a
+small tensor, shape and statistics of a large one); a search box finds a node by
+name. No answers ahead of time: a node's gradient appears in the details panel
+only once the backward pass has computed it, its update only after the optimizer step.
+
+Keyboard and screen readers: every node is focusable (Tab, then Enter pins it), the
+caption is an ``aria-live`` region, and every button and the search box have labels.
 
 Everything is inline (the SVG, the styles, the script, the steps and node details
 as JSON), and the script is plain JavaScript: the page opens from the file
@@ -16,16 +20,18 @@ from __future__ import annotations
 
 import html
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
-from ..choreography import choreograph
+from ..story import Story
 from ..text import fmt_number, fmt_shape, optimizer_text, stage_name, t, value_inline
-from ..themes import SVG_FONT_FALLBACK, Theme, get_theme
-from .frames import CSS, PANEL, diagram_svg, frames, highlight_colour, svg_text, tag_svg
-from .graphviz import DiagramOptions, _subtitle, step_mark
+from .frames import CSS, frames, svg_text, tag_svg
+from .graphviz import DiagramOptions
+from .page_assets import JS, page_css
+from .style import highlight_colour, step_mark, subtitle
 
 #: Significant digits in the details panel ("full value").
 DETAIL_DIGITS = 8
@@ -85,7 +91,7 @@ def node_details(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, dict[str, Any
             "label": d.get("label") or n,
             "name": d.get("name"),
             "kind": d.get("kind"),
-            "subtitle": _subtitle(d, lang),
+            "subtitle": subtitle(d, lang),
             "shape": fmt_shape(d.get("shape") or [], lang),
             "dtype": d.get("dtype") or "",
             "module": d.get("module"),
@@ -110,10 +116,9 @@ def _delta(before: list[Any], after: list[Any]) -> dict[str, list[Any]]:
     return {"add": [e for e in after if key(e) not in was], "del": [e for e in before if key(e) not in now]}
 
 
-def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
+def page_data(story: Story) -> dict[str, Any]:
     """The page's JSON: steps (each a frame of `explainer.render.frames`), nodes, words."""
-    theme = get_theme(opts.theme)
-    steps = choreograph(g, lang=opts.lang, digits=opts.digits)
+    g, opts, theme, steps = story.graph, story.options, story.theme, story.steps
     fr = frames(g, steps)
     stage_words = {s: stage_name(s, opts.lang) for s in ("forward", "backward", "update")}
     stage_words["title"] = t("title", opts.lang)
@@ -126,7 +131,7 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
         # Each step's sets as changes from the step before: whole sets would make the page
         # grow as nodes x steps (megabytes for a few hundred nodes); the page rebuilds them.
         for key in _SETS:
-            now = item.pop(key)
+            now = cast(list[Any], item.pop(key))
             item[key] = _delta(prev[key], now)
             prev[key] = now
         out_steps.append(item)
@@ -145,6 +150,7 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
             "shape": t("shape", opts.lang),
             "hint": t("hint", opts.lang),
             "no_match": t("no_match", opts.lang),
+            "node_label": t("node_label", opts.lang),
             "kinds": {
                 **{k: t("parameter" if k == "param" else k, opts.lang) for k in ("param", "leaf", "input", "buffer", "loss")},
                 "op": t("legend_op", opts.lang),
@@ -154,258 +160,30 @@ def page_data(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, Any]:
     }
 
 
-def _page_css(theme: Theme) -> str:
-    panel = PANEL.get(theme.name, theme.background)
-    return f"""
-:root {{ --eg-hl: {theme.grad}; --bg: {theme.background}; --fg: {theme.text}; --muted: {theme.muted};
-  --panel: {panel}; --grad: {theme.grad}; --update: {theme.update}; --line: {theme.cluster};
-  --fwd: {theme.param_border}; }}
-* {{ box-sizing: border-box; }}
-html, body {{ margin: 0; height: 100%; background: var(--bg); color: var(--fg);
-  font-family: {SVG_FONT_FALLBACK}; }}
-body {{ display: flex; flex-direction: column; }}
-header {{ display: flex; align-items: baseline; gap: 1.5em; padding: 10px 20px 4px; flex-wrap: wrap; }}
-header h1 {{ font-size: 22px; margin: 0; }}
-header .loss {{ color: {theme.loss_border}; font-size: 18px; }}
-header .opt {{ color: var(--update); font-size: 18px; }}
-nav {{ display: flex; align-items: center; gap: 10px; padding: 6px 20px; flex-wrap: wrap;
-  border-bottom: 1px solid var(--line); }}
-nav button {{ font: inherit; font-size: 16px; padding: 6px 14px; border-radius: 6px; cursor: pointer;
-  border: 1px solid var(--line); background: var(--panel); color: var(--fg); }}
-nav button:disabled {{ opacity: .4; cursor: default; }}
-nav button:focus-visible, nav input:focus-visible {{ outline: 2px solid var(--fwd); }}
-#eg-count {{ min-width: 5em; text-align: center; font-variant-numeric: tabular-nums; color: var(--muted); }}
-#eg-search {{ font: inherit; font-size: 15px; padding: 6px 10px; border-radius: 6px; width: 14em;
-  border: 1px solid var(--line); background: var(--bg); color: var(--fg); margin-left: 1.5em; }}
-#eg-search-msg {{ color: {theme.loss_border}; font-size: 14px; }}
-nav .zoom button {{ padding: 6px 10px; border-radius: 0; margin-left: -1px; }}
-nav .zoom button:first-child {{ border-radius: 6px 0 0 6px; }}
-nav .zoom button:last-child {{ border-radius: 0 6px 6px 0; }}
-nav .keys {{ margin-left: auto; color: var(--muted); font-size: 13px; }}
-#eg-caption {{ padding: 10px 20px; background: var(--panel); min-height: 6.2em; }}
-#eg-stage {{ font-weight: bold; font-size: 15px; text-transform: none; margin-bottom: 4px; }}
-#eg-lines div {{ font-size: 19px; line-height: 1.45; white-space: pre-wrap; }}
-#eg-lines div.head {{ font-weight: bold; }}
-#eg-lines.backward div:not(.head) {{ color: var(--grad); }}
-#eg-lines.update div:not(.head) {{ color: var(--update); }}
-main {{ flex: 1; display: flex; min-height: 0; }}
-#eg-diagram {{ flex: 1; overflow: auto; padding: 10px; min-width: 0; }}
-#eg-diagram svg {{ width: 100%; max-width: none; height: auto; display: block; }}
-#eg-diagram g.node {{ cursor: pointer; }}
-svg g.eg-pin {{ filter: drop-shadow(0 0 5px var(--fwd)); }}
-svg g.eg-found .eg-shape {{ stroke: var(--fwd); stroke-width: 6px; }}
-aside {{ width: 360px; flex: none; overflow: auto; padding: 14px 18px; border-left: 1px solid var(--line);
-  background: var(--panel); }}
-aside h2 {{ margin: 0 0 2px; font-size: 20px; }}
-aside h2 .badge {{ color: var(--grad); margin-left: .4em; }}
-aside .sub {{ color: var(--muted); font-size: 14px; margin-bottom: 10px; }}
-aside dl {{ margin: 0; font-size: 14px; display: grid; grid-template-columns: auto 1fr; gap: 2px 10px; }}
-aside dt {{ color: var(--muted); }}
-aside dd {{ margin: 0; }}
-aside h3 {{ font-size: 14px; margin: 14px 0 4px; color: var(--muted); }}
-aside pre {{ margin: 0; font-size: 14px; white-space: pre-wrap; word-break: break-all;
-  font-family: "Noto Sans Mono CJK KR", "DejaVu Sans Mono", monospace; }}
-aside pre.grad {{ color: var(--grad); }}
-aside pre.update {{ color: var(--update); }}
-aside .hint {{ color: var(--muted); }}
-"""
+def _focusable(root: ET.Element, g: nx.DiGraph, lang: str) -> None:
+    """Every node of the page's SVG reachable by Tab and named for screen readers."""
+    for el in root.iter():
+        nid = el.get("data-id")
+        if nid is None or nid not in g:
+            continue
+        d = g.nodes[nid]
+        el.set("tabindex", "0")
+        el.set("role", "button")
+        el.set("aria-label", t("node_label", lang).format(label=d.get("label") or nid, what=subtitle(d, lang)))
+    root.set("role", "group")
+    root.set("aria-label", t("diagram_label", lang))
 
 
-JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("eg-data").textContent);
-  var steps = data.steps, nodes = data.nodes, words = data.words;
-  // Steps store their sets as changes from the step before: rebuild the whole sets.
-  (function () {
-    var keyOf = function (e) { return Array.isArray(e) ? e.join(" ") : e; };
-    var cur = {};
-    ["seen", "grads", "edge_grads", "updates"].forEach(function (k) { cur[k] = new Map(); });
-    steps.forEach(function (f) {
-      Object.keys(cur).forEach(function (k) {
-        var m = new Map(cur[k]);
-        f[k].del.forEach(function (e) { m.delete(keyOf(e)); });
-        f[k].add.forEach(function (e) { m.set(keyOf(e), e); });
-        cur[k] = m;
-        f[k] = Array.from(m.values());
-      });
-    });
-  })();
-  var svg = document.querySelector("#eg-diagram svg");
-  var nodeEls = {}, edgeEls = {};
-  svg.querySelectorAll("g.node").forEach(function (g) { nodeEls[g.getAttribute("data-id")] = g; });
-  svg.querySelectorAll("g.edge").forEach(function (g) { edgeEls[g.getAttribute("data-edge")] = g; });
-  var cur = 0, pinned = null, found = null;
-  var $ = function (id) { return document.getElementById(id); };
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-
-  function show(i) {
-    cur = Math.max(0, Math.min(steps.length - 1, i));
-    var f = steps[cur];
-    var seen = new Set(f.seen), grads = new Set(f.grads), ups = new Set(f.updates), hl = new Set(f.highlight);
-    var lit = new Set(f.edges.map(function (e) { return e.join(" "); }));
-    var eg = new Set(f.edge_grads.map(function (e) { return e.join(" "); }));
-    Object.keys(nodeEls).forEach(function (id) {
-      var g = nodeEls[id];
-      g.classList.toggle("eg-dim", !seen.has(id));
-      g.classList.toggle("eg-g", grads.has(id));
-      g.classList.toggle("eg-u", ups.has(id));
-      g.classList.toggle("eg-hl", hl.has(id));
-    });
-    Object.keys(edgeEls).forEach(function (k) {
-      var g = edgeEls[k], uv = k.split(" ");
-      g.classList.toggle("eg-dim", !(seen.has(uv[0]) && seen.has(uv[1])));
-      g.classList.toggle("eg-g", eg.has(k));
-      g.classList.toggle("eg-lit", lit.has(k));
-    });
-    document.documentElement.style.setProperty("--eg-hl", f.colour);
-    var stage = $("eg-stage");
-    var on = f.stage === "backward" && f.node ? nodes[f.node] : null;
-    stage.textContent = (words.stages[f.stage] || "") + (on ? "  " + (on.badge || "") + "  " + on.label : "");
-    stage.style.color = f.colour;
-    var lines = $("eg-lines");
-    lines.className = f.stage;
-    lines.textContent = "";
-    f.lines.forEach(function (line, j) {
-      lines.appendChild(el("div", j === 0 && f.stage !== "forward" ? "head" : "", line));
-    });
-    $("eg-count").textContent = (cur + 1) + " / " + steps.length;
-    $("eg-prev").disabled = cur === 0;
-    $("eg-next").disabled = cur === steps.length - 1;
-    document.body.setAttribute("data-step", String(cur + 1));
-    if (!pinned) details(f.node || null);
-    try { history.replaceState(null, "", "#" + (cur + 1)); } catch (e) { /* file:// in some browsers */ }
-  }
-
-  function block(parent, title, lines, cls) {
-    if (!lines) return;
-    parent.appendChild(el("h3", "", title));
-    parent.appendChild(el("pre", cls, lines.join("\n")));
-  }
-
-  function details(id) {
-    var box = $("eg-details");
-    box.textContent = "";
-    var d = nodes[id];
-    if (!d) { box.removeAttribute("data-node"); box.appendChild(el("p", "hint", words.hint)); return; }
-    box.setAttribute("data-node", id);
-    var h = el("h2", "", d.label);
-    if (d.badge) h.appendChild(el("span", "badge", d.badge));
-    box.appendChild(h);
-    box.appendChild(el("div", "sub", d.subtitle));
-    var dl = el("dl");
-    function row(k, v) { if (v) { dl.appendChild(el("dt", "", k)); dl.appendChild(el("dd", "", v)); } }
-    row(words.kind, words.kinds[d.kind] || d.kind);
-    row(words.shape, d.shape + (d.dtype ? "  " + d.dtype : ""));
-    row(words.module, d.module);
-    row(words.autograd, d.autograd);
-    box.appendChild(dl);
-    block(box, words.value, d.value, "value");
-    block(box, words.grad, d.grad, "grad");
-    block(box, words.before, d.before, "update");
-    block(box, words.after, d.after, "update");
-  }
-
-  function pin(id) {
-    if (pinned && nodeEls[pinned]) nodeEls[pinned].classList.remove("eg-pin");
-    pinned = id;
-    if (id && nodeEls[id]) nodeEls[id].classList.add("eg-pin");
-    details(id || (steps[cur].node || null));
-  }
-
-  Object.keys(nodeEls).forEach(function (id) {
-    var g = nodeEls[id];
-    g.addEventListener("mouseenter", function () { details(id); });
-    g.addEventListener("mouseleave", function () { details(pinned || steps[cur].node); });
-    g.addEventListener("click", function (ev) { ev.stopPropagation(); pin(pinned === id ? null : id); });
-  });
-
-  function find(q) {
-    q = q.trim().toLowerCase();
-    var msg = $("eg-search-msg");
-    msg.textContent = "";
-    if (!q) return false;
-    var ids = Object.keys(nodes), hit = null;
-    var tests = [
-      function (d) { return d.label.toLowerCase() === q || d.id === q; },
-      function (d) { return d.label.toLowerCase().indexOf(q) === 0; },
-      function (d) { return d.label.toLowerCase().indexOf(q) >= 0 || (d.name || "").toLowerCase().indexOf(q) >= 0; },
-    ];
-    for (var k = 0; k < tests.length && !hit; k++) {
-      for (var j = 0; j < ids.length; j++) { if (tests[k](nodes[ids[j]])) { hit = ids[j]; break; } }
-    }
-    if (!hit) { msg.textContent = words.no_match.replace("{q}", q); return false; }
-    pin(hit);
-    if (found && nodeEls[found]) nodeEls[found].classList.remove("eg-found");
-    found = hit;
-    var g = nodeEls[hit];
-    if (g) {
-      g.classList.add("eg-found");
-      if (g.scrollIntoView) g.scrollIntoView({ block: "center", inline: "center" });
-      setTimeout(function () { g.classList.remove("eg-found"); }, 2500);
-    }
-    return true;
-  }
-
-  var zoom = 1;
-  function setZoom(z) {
-    zoom = Math.max(1, Math.min(6, z));
-    svg.style.width = (zoom * 100) + "%";
-    $("eg-zoom-out").disabled = zoom === 1;
-    $("eg-zoom-fit").disabled = zoom === 1;
-    var focus = nodeEls[pinned] || nodeEls[steps[cur].node];
-    if (zoom > 1 && focus && focus.scrollIntoView) focus.scrollIntoView({ block: "center", inline: "center" });
-  }
-  $("eg-zoom-in").addEventListener("click", function () { setZoom(zoom * 1.5); });
-  $("eg-zoom-out").addEventListener("click", function () { setZoom(zoom / 1.5); });
-  $("eg-zoom-fit").addEventListener("click", function () { setZoom(1); });
-  setZoom(1);
-  $("eg-prev").addEventListener("click", function () { show(cur - 1); });
-  $("eg-next").addEventListener("click", function () { show(cur + 1); });
-  var search = $("eg-search");
-  search.addEventListener("keydown", function (ev) {
-    if (ev.key === "Enter") { ev.preventDefault(); if (find(search.value)) search.blur(); }
-    if (ev.key === "Escape") { search.value = ""; search.blur(); }
-  });
-  search.addEventListener("change", function () { find(search.value); });
-  document.addEventListener("keydown", function (ev) {
-    if (ev.target === search || ev.altKey || ev.ctrlKey || ev.metaKey) return;
-    var k = ev.key;
-    if (k === "ArrowRight" || k === "ArrowDown" || k === "PageDown" || k === " ") show(cur + 1);
-    else if (k === "ArrowLeft" || k === "ArrowUp" || k === "PageUp") show(cur - 1);
-    else if (k === "Home") show(0);
-    else if (k === "End") show(steps.length - 1);
-    else if (k === "/") { search.focus(); }
-    else if (k === "+" || k === "=") setZoom(zoom * 1.5);
-    else if (k === "-") setZoom(zoom / 1.5);
-    else if (k === "0") setZoom(1);
-    else return;
-    ev.preventDefault();
-  });
-  $("eg-diagram").addEventListener("click", function () { if (pinned) pin(null); });
-
-  var start = parseInt((location.hash || "").slice(1), 10);
-  show(isNaN(start) ? 0 : start - 1);
-})();
-"""
-
-
-def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
-    """The whole page as one string (deterministic: same graph, same bytes)."""
-    opts = opts or DiagramOptions()
-    theme = get_theme(opts.theme)
+def build_html(story: Story) -> str:
+    """The whole page as one string (deterministic: same story, same bytes)."""
+    g, opts, theme = story.graph, story.options, story.theme
     lang = opts.lang
-    root = tag_svg(diagram_svg(g, opts), theme, tooltips=False)
+    root = tag_svg(story.svg, theme, tooltips=False)
     root.attrib.pop("width", None)
     root.attrib.pop("height", None)
+    _focusable(root, g, lang)
     svg = svg_text(root)
-    data = page_data(g, opts)
+    data = page_data(story)
     # Inside <script>, "</script" ends the element and "<!--" can swallow it; "<" only ever
     # occurs inside JSON strings, where \u003c means the same character.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False).replace("<", "\\u003c")
@@ -422,24 +200,25 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} · explain-graph</title>
-<style>{_page_css(theme)}{CSS}</style>
+<style>{page_css(theme)}{CSS}</style>
 </head>
 <body class="theme-{e(theme.name)}">
 <header><h1>{e(title)}</h1><span class="loss">{e(loss)}</span><span class="opt">{e(opt_text)}</span></header>
-<nav>
-<button id="eg-prev" type="button">◀ {e(t("prev", lang))}</button>
-<span id="eg-count"></span>
-<button id="eg-next" type="button">{e(t("next", lang))} ▶</button>
-<input id="eg-search" type="search" list="eg-names" placeholder="{e(t("find", lang))}" autocomplete="off">
+<nav aria-label="{e(t("steps_nav", lang))}">
+<button id="eg-prev" type="button" aria-label="{e(t("prev_step", lang))}">◀ {e(t("prev", lang))}</button>
+<span id="eg-count" aria-label="{e(t("step_count", lang))}"></span>
+<button id="eg-next" type="button" aria-label="{e(t("next_step", lang))}">{e(t("next", lang))} ▶</button>
+<label class="eg-sr" for="eg-search">{e(t("find", lang))}</label>
+<input id="eg-search" type="search" list="eg-names" placeholder="{e(t("find", lang))}" aria-label="{e(t("find", lang))}" autocomplete="off">
 <datalist id="eg-names">{names}</datalist>
-<span id="eg-search-msg"></span>
-<span class="zoom"><button id="eg-zoom-out" type="button" title="−">−</button><button id="eg-zoom-fit" type="button" title="0">{e(t("fit", lang))}</button><button id="eg-zoom-in" type="button" title="+">+</button></span>
+<span id="eg-search-msg" role="status"></span>
+<span class="zoom" role="group" aria-label="{e(t("zoom", lang))}"><button id="eg-zoom-out" type="button" title="−" aria-label="{e(t("zoom_out", lang))}">−</button><button id="eg-zoom-fit" type="button" title="0" aria-label="{e(t("zoom_fit", lang))}">{e(t("fit", lang))}</button><button id="eg-zoom-in" type="button" title="+" aria-label="{e(t("zoom_in", lang))}">+</button></span>
 <span class="keys">{e(t("keys", lang))}</span>
 </nav>
-<section id="eg-caption"><div id="eg-stage"></div><div id="eg-lines"></div></section>
+<section id="eg-caption" aria-live="polite" aria-atomic="true"><div id="eg-stage"></div><div id="eg-lines"></div></section>
 <main>
 <div id="eg-diagram">{svg}</div>
-<aside id="eg-details"><p class="hint">{e(t("hint", lang))}</p></aside>
+<aside id="eg-details" aria-live="polite" aria-label="{e(t("details", lang))}"><p class="hint">{e(t("hint", lang))}</p></aside>
 </main>
 <script type="application/json" id="eg-data">{payload}</script>
 <script>{JS}</script>
@@ -448,12 +227,12 @@ def build_html(g: nx.DiGraph, opts: DiagramOptions | None = None) -> str:
 """
 
 
-def render_html(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = None) -> Path:
-    """Write ``index.html`` into ``out_dir``. ``g`` is the graph as drawn (folded when large)."""
+def render_html(story: Story, out_dir: Path) -> Path:
+    """Write ``index.html`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
-    path.write_text(build_html(g, opts), encoding="utf-8")
+    path.write_text(build_html(story), encoding="utf-8")
     return path
 
 

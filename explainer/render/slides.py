@@ -6,9 +6,13 @@ step (the node being processed outlined, the gradients computed so far filled in
 later ones still blank, the chain rule of that step with its numbers), and the
 optimizer update.
 
-Every page is a 16:9 SVG (1280 × 720 px: header, the diagram, the caption) built
-around the one ``dot`` layout of the diagram (`explainer.render.frames`), so the
-boxes never move between pages. ``rsvg-convert`` (librsvg, Debian's librsvg2-bin)
+Every page is a 16:9 SVG (1280 × 720 px) built around the story's one frame layout
+(`explainer.story`, `explainer.render.frames`), so the boxes never move between
+pages, and the page is used: the diagram is scaled into the space between the header
+and the caption. A backward page shows the step's focus panel instead of a caption
+(`explainer.focus`: the node's value, the gradient arriving and the gradients passed
+on, every entry large, as in the video), the diagram above it (beside it for a
+graph that flows top to bottom). ``rsvg-convert`` (librsvg, Debian's librsvg2-bin)
 turns the pages into one vector PDF; ``pdftoppm`` (poppler-utils) renders the PNGs
 from that PDF. Both use Pango and fontconfig, so Korean and mathematical symbols
 fall back to installed fonts rather than missing-glyph boxes.
@@ -23,24 +27,27 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
-import unicodedata
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
 
-from ..choreography import Step, choreograph
+from ..choreography import Step
 from ..errors import ToolError
+from ..focus import Card
+from ..story import Story
 from ..text import notes_of, optimizer_text, t
+from ..themes import Theme
 from ..tools import check_file, find_tool, run_tool, undate_pdf
-from ..themes import FONT, Theme, get_theme
-from .frames import PANEL, SVG_NS, Frame, apply_frame, diagram_svg, frames, tag_svg
-from .graphviz import DiagramOptions, _style, step_mark
+from .frames import SVG_NS, Frame, apply_frame, frames, tag_svg
+from .framing import PANEL_SHARE
+from .measure import text_width
+from .panel import pack
+from .panel_svg import MAX_EM, draw_panel, svg_el, svg_text
+from .style import node_colours, step_mark
 
 #: Page size in CSS pixels (13.33 × 7.5 in at 96 dpi, PowerPoint's 16:9).
 PAGE_W, PAGE_H = 1280, 720
@@ -52,7 +59,6 @@ HEADER_H = 72
 CAPTION_SIZE, CAPTION_MIN = 26, 17
 #: Most caption lines on one page; more are summarised as "… and N more".
 MAX_LINES = 6
-XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Page:
     lines: tuple[str, ...]
     frame: Frame | None
     step: int | None = None  # index of the choreography step it shows
+    panel: tuple[Card, ...] = ()  # a backward page's focus panel
 
 
 # --------------------------------------------------------------------------- pages as data
@@ -76,7 +83,7 @@ def _lines_cap(lines: list[str], lang: str, most: int = MAX_LINES) -> list[str]:
     return lines[: most - 1] + [t("more", lang).format(n=len(lines) - most + 1)]
 
 
-def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]:
+def plan_pages(g: nx.DiGraph, steps: Sequence[Step], lang: str = "en") -> list[Page]:
     """The deck as data: which frame and caption each page shows.
 
     One page per step of the backward stage (``backward`` and ``accumulate``); the
@@ -101,8 +108,8 @@ def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]
             continue
         d = g.nodes[s.node] if s.node in g else {}
         mark = f"  {step_mark(d['backward_step'])}" if d.get("backward_step") else ""
-        label = f"  {d['label']}" if d else ""
-        pages.append(Page("backward", f"{t('backward', lang)}{mark}{label}", s.lines, fr[i], i))
+        what = f"   {s.lines[0]}" if s.lines else ""
+        pages.append(Page("backward", f"{t('backward', lang)}{mark}{what}", s.lines, fr[i], i, s.panel))
     ups = [i for i, s in enumerate(steps) if s.kind == "update"]
     if ups:
         last = fr[ups[-1]]
@@ -111,36 +118,13 @@ def plan_pages(g: nx.DiGraph, steps: list[Step], lang: str = "en") -> list[Page]
         zero = next((s for s in steps if s.kind == "zero_grad"), None)
         if zero is not None:
             lines.append(zero.lines[0])
-        frame = Frame(last.step, "update", "update", tuple(steps[i].node for i in ups if steps[i].node), (),
+        frame = Frame(last.step, "update", "update", tuple(n for n in (steps[i].node for i in ups) if n), (),
                       last.seen, last.grads, last.edge_grads, last.updates, ())
         pages.append(Page("update", steps[ups[0]].lines[0], tuple(lines), frame, ups[-1]))
     return pages
 
 
 # --------------------------------------------------------------------------- text measuring
-
-
-@lru_cache(maxsize=4)
-def _font(bold: bool) -> Any:
-    """A Pillow font for measuring text (the diagram's font), or None when unavailable."""
-    try:
-        from PIL import ImageFont
-
-        spec = f"{FONT}:weight={'bold' if bold else 'regular'}"
-        out = subprocess.run(["fc-match", "-f", "%{file}\n%{index}", spec], capture_output=True, text=True, timeout=10)
-        path, _, index = out.stdout.partition("\n")
-        return ImageFont.truetype(path, 100, index=int(index or 0))
-    except Exception:  # no fontconfig or Pillow: fall back to an estimate
-        return None
-
-
-def text_width(text: str, size: float, bold: bool = False) -> float:
-    """Width of ``text`` in px at font size ``size`` (measured with the diagram's font)."""
-    font = _font(bold)
-    if font is not None:
-        return float(font.getlength(text)) * size / 100
-    wide = sum(1 for c in text if unicodedata.east_asian_width(c) in "WF")
-    return (0.58 * (len(text) - wide) + 1.0 * wide) * size
 
 
 def _wrap(line: str, size: float, width: float) -> list[str]:
@@ -190,22 +174,6 @@ def fit_caption(lines: tuple[str, ...], width: float) -> tuple[list[str], float]
 # --------------------------------------------------------------------------- page SVGs
 
 
-def _el(parent: ET.Element, tag: str, **attrs: Any) -> ET.Element:
-    e = ET.SubElement(parent, f"{{{SVG_NS}}}{tag}", {k.rstrip("_").replace("_", "-"): str(v) for k, v in attrs.items()})
-    return e
-
-
-def _text(parent: ET.Element, x: float, y: float, s: str, size: float, fill: str, bold: bool = False,
-          anchor: str = "start") -> ET.Element:
-    e = _el(parent, "text", x=f"{x:g}", y=f"{y:g}", font_family=FONT, font_size=f"{size:.2f}", fill=fill,
-            text_anchor=anchor)
-    if bold:
-        e.set("font-weight", "bold")
-    e.set(XML_SPACE, "preserve")
-    e.text = s
-    return e
-
-
 def _line_colour(page: Page, i: int, line: str, theme: Theme) -> tuple[str, bool]:
     if i == 0 and page.kind == "backward":
         return theme.text, True
@@ -218,18 +186,22 @@ def _line_colour(page: Page, i: int, line: str, theme: Theme) -> tuple[str, bool
 
 def _blank_page(theme: Theme) -> ET.Element:
     root = ET.Element(f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H), "viewBox": f"0 0 {PAGE_W} {PAGE_H}"})
-    _el(root, "rect", x=0, y=0, width=PAGE_W, height=PAGE_H, fill=theme.background)
+    svg_el(root, "rect", x=0, y=0, width=PAGE_W, height=PAGE_H, fill=theme.background)
     return root
 
 
 def page_svg(page: Page, number: int, total: int, diagram: ET.Element | None, area: tuple[float, float, float, float],
-             caption: tuple[list[str], float], theme: Theme, title: str) -> ET.Element:
-    """One 16:9 page: header, the diagram (scaled into ``area``), the caption."""
+             caption: tuple[list[str], float], theme: Theme, title: str,
+             panel: tuple[float, float, float, float] | None = None) -> ET.Element:
+    """One 16:9 page: header, the diagram (scaled into ``area``), the caption or the focus panel (in ``panel``)."""
     root = _blank_page(theme)
     colour = {"forward": theme.param_border, "backward": theme.grad, "update": theme.update}.get(page.kind, theme.text)
-    _text(root, MARGIN, 48, page.header, 30, colour, bold=True)
-    _text(root, PAGE_W - MARGIN, 46, f"{title}   {number} / {total}", 18, theme.muted, anchor="end")
-    _el(root, "rect", x=MARGIN, y=HEADER_H - 8, width=PAGE_W - 2 * MARGIN, height=2, fill=theme.cluster)
+    corner = f"{title}   {number} / {total}"
+    room = PAGE_W - 3 * MARGIN - text_width(corner, 18)
+    svg_text(root, MARGIN, 48, page.header, min(30.0, room / max(text_width(page.header, 1.0, True), 1e-9)), colour,
+          bold=True)
+    svg_text(root, PAGE_W - MARGIN, 46, corner, 18, theme.muted, anchor="end")
+    svg_el(root, "rect", x=MARGIN, y=HEADER_H - 8, width=PAGE_W - 2 * MARGIN, height=2, fill=theme.cluster)
     if diagram is not None:
         x, y, wd, ht = area
         diagram.attrib.pop("width", None)
@@ -240,19 +212,22 @@ def page_svg(page: Page, number: int, total: int, diagram: ET.Element | None, ar
         diagram.set("height", f"{ht:g}")
         diagram.set("preserveAspectRatio", "xMidYMid meet")
         root.append(diagram)
+    if panel is not None and page.panel:
+        draw_panel(root, page.panel, panel, theme)
+        return root
     lines, size = caption
     if lines:
         step_h = size * 1.38
         top = PAGE_H - MARGIN / 2 - len(lines) * step_h - 14
-        _el(root, "rect", x=MARGIN / 2, y=f"{top:g}", width=PAGE_W - MARGIN, height=f"{PAGE_H - MARGIN / 2 - top:g}",
-            rx=10, fill=PANEL.get(theme.name, theme.background))
+        svg_el(root, "rect", x=MARGIN / 2, y=f"{top:g}", width=PAGE_W - MARGIN, height=f"{PAGE_H - MARGIN / 2 - top:g}",
+            rx=10, fill=theme.panel)
         for i, line in enumerate(lines):
             fill, bold = _line_colour(page, i, line, theme)
-            _text(root, MARGIN, top + 8 + size + i * step_h, line, size, fill, bold)
+            svg_text(root, MARGIN, top + 8 + size + i * step_h, line, size, fill, bold)
     return root
 
 
-def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: str, digits: int,
+def title_svg(total: int, g: nx.DiGraph, steps: Sequence[Step], theme: Theme, lang: str, digits: int,
               n_backward: int) -> ET.Element:
     """The title page: the script, the loss, the optimizer, what the deck shows, the colour legend."""
     root = _blank_page(theme)
@@ -260,9 +235,9 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
     head = lines[0] if lines else t("title", lang)
     size = min(60.0, (PAGE_W - 2 * MARGIN) / max(text_width(head, 1.0, True), 1e-9))
     y = 150.0
-    _text(root, MARGIN * 2, y, head, size, theme.text, bold=True)
+    svg_text(root, MARGIN * 2, y, head, size, theme.text, bold=True)
     y += 58
-    _text(root, MARGIN * 2, y, f"{t('title', lang)}: {t('subtitle', lang)}", 26, theme.muted)
+    svg_text(root, MARGIN * 2, y, f"{t('title', lang)}: {t('subtitle', lang)}", 26, theme.muted)
     y += 80
     info: list[tuple[str, str]] = [(lines[1], theme.loss_border)] if len(lines) > 1 else []
     opt = g.graph.get("optimizer")
@@ -275,26 +250,26 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
     info.append((agenda, theme.text))
     for text, fill in info:
         s = min(30.0, (PAGE_W - 4 * MARGIN) / max(text_width(text, 1.0), 1e-9))
-        _text(root, MARGIN * 2, y, text, s, fill)
+        svg_text(root, MARGIN * 2, y, text, s, fill)
         y += 46
     for note in notes_of(g, lang)[:2]:
         s = min(20.0, (PAGE_W - 4 * MARGIN) / max(text_width(note, 1.0), 1e-9))
-        _text(root, MARGIN * 2, y, note, max(s, 12.0), theme.muted)
+        svg_text(root, MARGIN * 2, y, note, max(s, 12.0), theme.muted)
         y += 32
     # the colour legend, as in every diagram
     y = PAGE_H - 120.0
     x = MARGIN * 2.0
     for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
-        fill, border = _style(kind, theme)
-        _el(root, "rect", x=f"{x:g}", y=f"{y - 22:g}", width=34, height=28, rx=5, fill=fill, stroke=border, stroke_width=2)
+        fill, border = node_colours(kind, theme)
+        svg_el(root, "rect", x=f"{x:g}", y=f"{y - 22:g}", width=34, height=28, rx=5, fill=fill, stroke=border, stroke_width=2)
         label = t(key, lang)
-        _text(root, x + 44, y, label, 20, theme.text)
+        svg_text(root, x + 44, y, label, 20, theme.text)
         x += 44 + text_width(label, 20) + 40
     x = MARGIN * 2.0
     y += 50
     for key, colour in (("legend_value", theme.text), ("legend_grad", theme.grad), ("legend_update", theme.update)):
         label = t(key, lang)
-        _text(root, x, y, label, 20, colour)
+        svg_text(root, x, y, label, 20, colour)
         x += text_width(label, 20) + 48
     return root
 
@@ -302,40 +277,70 @@ def title_svg(total: int, g: nx.DiGraph, steps: list[Step], theme: Theme, lang: 
 # --------------------------------------------------------------------------- rendering
 
 
-def build_pages(g: nx.DiGraph, opts: DiagramOptions | None = None) -> list[ET.Element]:
+def caption_height(caption: tuple[list[str], float]) -> float:
+    lines, size = caption
+    return len(lines) * size * 1.38 + 14 + MARGIN / 2 if lines else 0.0
+
+
+def page_areas(page: Page, caption: tuple[list[str], float], side_by_side: bool, panel_share: float) -> tuple[
+        tuple[float, float, float, float], tuple[float, float, float, float] | None]:
+    """The diagram's area and, on a backward page, the focus panel's: the page between header and bottom, used."""
+    top, bottom = HEADER_H + 4, PAGE_H - MARGIN / 2
+    if not page.panel:
+        return (MARGIN / 2, top, PAGE_W - MARGIN, bottom - top - caption_height(caption) - 8), None
+    if side_by_side:
+        dw = (PAGE_W - MARGIN) * (1 - panel_share)
+        return (MARGIN / 2, top, dw, bottom - top), (MARGIN / 2 + dw + 12, top + 6, PAGE_W - MARGIN - dw - 12,
+                                                     bottom - top - 6)
+    dh = (bottom - top) * (1 - panel_share)
+    return (MARGIN / 2, top, PAGE_W - MARGIN, dh), (MARGIN / 2, top + dh + 8, PAGE_W - MARGIN, bottom - top - dh - 8)
+
+
+def panel_share(pages: list[Page], side_by_side: bool) -> float:
+    """The share of the body every backward page gives its panel: what the largest panel needs
+    with its numbers at full size, at most `PANEL_SHARE` (the diagram keeps the rest, the same on each page)."""
+    top, bottom = HEADER_H + 4, PAGE_H - MARGIN / 2
+    body = (PAGE_W - MARGIN) if side_by_side else (bottom - top)
+    across = (bottom - top) if side_by_side else (PAGE_W - MARGIN)
+    need = 0.0
+    for p in pages:
+        if p.panel:
+            lay = pack(p.panel, across, body, MAX_EM) if side_by_side else pack(p.panel, across, body * PANEL_SHARE,
+                                                                                 MAX_EM)
+            need = max(need, (lay.width if side_by_side else lay.height) + 20)
+    return min(PANEL_SHARE, max(need / body, 0.25))
+
+
+def build_pages(story: Story) -> list[ET.Element]:
     """Every page of the deck as an SVG element tree (the deck without files)."""
-    opts = opts or DiagramOptions()
-    theme = get_theme(opts.theme)
-    steps = choreograph(g, lang=opts.lang, digits=opts.digits)
+    g, opts, theme, steps = story.graph, story.options, story.theme, story.steps
     pages = plan_pages(g, steps, opts.lang)
-    base = tag_svg(diagram_svg(g, opts), theme)
+    base = tag_svg(story.svg, theme)
     title = opts.title or g.graph.get("source") or ""
     title = Path(title).name if title else ""
     width = PAGE_W - 2 * MARGIN
-    captions = [fit_caption(p.lines, width) if p.frame is not None else ([], 0.0) for p in pages]
-    # One diagram area for every page, below the header and above the tallest caption.
-    cap_h = max((len(ls) * s * 1.38 + 14 for ls, s in captions if ls), default=0.0)
-    area = (MARGIN / 2, HEADER_H + 4, PAGE_W - MARGIN, PAGE_H - HEADER_H - 4 - cap_h - MARGIN / 2 - 12)
+    captions = [fit_caption(p.lines, width) if p.frame is not None and not p.panel else ([], 0.0) for p in pages]
     n_backward = sum(1 for p in pages if p.kind == "backward")
+    share = panel_share(pages, story.rankdir == "TB")
     out = []
     for i, (page, caption) in enumerate(zip(pages, captions), 1):
         if page.frame is None:
             out.append(title_svg(len(pages), g, steps, theme, opts.lang, opts.digits, n_backward))
             continue
+        area, panel = page_areas(page, caption, story.rankdir == "TB", share)
         diagram = apply_frame(base, page.frame, theme)
-        out.append(page_svg(page, i, len(pages), diagram, area, caption, theme, title))
+        out.append(page_svg(page, i, len(pages), diagram, area, caption, theme, title, panel))
     return out
 
 
-def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = None) -> list[Path]:
-    """Write ``slides.pdf`` and ``slides/page-NN.png`` into ``out_dir``; return the paths.
+def render_slides(story: Story, out_dir: Path, pptx: bool = False) -> list[Path]:
+    """Write ``slides.pdf`` and ``slides/page-NN.png`` (and, with ``pptx``, ``slides.pptx``) into ``out_dir``.
 
-    ``g`` is the graph as drawn (fold a large one first, `explainer.fold.fold_for_display`).
-    Raises `ToolError` when rsvg-convert or pdftoppm is missing or fails.
+    Returns the paths. Raises `ToolError` when rsvg-convert or pdftoppm is missing or fails.
     """
     rsvg = find_tool("rsvg-convert")
     pdftoppm = find_tool("pdftoppm")
-    pages = build_pages(g, opts)
+    pages = build_pages(story)
     out_dir = Path(out_dir)
     png_dir = out_dir / "slides"
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -362,7 +367,13 @@ def render_slides(g: nx.DiGraph, out_dir: Path, opts: DiagramOptions | None = No
             dest = png_dir / f"page-{n:0{digits}d}.png"
             shutil.move(str(f), dest)
             pngs.append(dest)
-    return [pdf, *sorted(pngs)]
+    pngs.sort()
+    if pptx:
+        from .pptx import write_pptx
+
+        notes = ["\n".join(p.lines) for p in plan_pages(story.graph, story.steps, story.options.lang)]
+        return [pdf, *pngs, write_pptx(pngs, notes, out_dir / "slides.pptx")]
+    return [pdf, *pngs]
 
 
 def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
@@ -408,4 +419,4 @@ def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
     return pngs
 
 
-__all__ = ["Page", "append_pages", "build_pages", "fit_caption", "plan_pages", "render_slides", "text_width"]
+__all__ = ["Page", "append_pages", "build_pages", "fit_caption", "plan_pages", "render_slides"]

@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ..render.frames import SVG_NS
-from ..render.slides import HEADER_H, MARGIN, PAGE_H, PAGE_W, text_width
+from ..render.measure import text_width
+from ..render.slides import HEADER_H, MARGIN, PAGE_H, PAGE_W
 from ..text import t
 from ..themes import FONT, get_theme
 from .plots import colour, panels_svg
