@@ -3,7 +3,8 @@
 # (system packages and .venv/, skipped when already done).
 #   ./dev.sh demo   explain the lecture's linear-regression script into explained/linear_regression/:
 #                   diagram (svg/png/pdf), graph.json, backprop video, slide deck, step-through page
-#   ./dev.sh test   run the whole test suite
+#   ./dev.sh test   lint (ruff), format check (ruff format), types (mypy), then the whole test suite
+#   ./dev.sh test -m 'not slow'   the same with the quick tests only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 cmd="${1:-help}"; shift || true
@@ -17,6 +18,9 @@ case "$cmd" in
   test)
     bash scripts/bootstrap.sh
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
     .venv/bin/python -m pytest -q "$@"
     ;;
   *) echo "usage: ./dev.sh {demo|test|setup} [args]" >&2; exit 2 ;;

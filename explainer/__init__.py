@@ -1,8 +1,10 @@
 """explain-graph: make backpropagation visible.
 
-Stages, one module each: `run` (execute a script) -> `trace` (record one step)
--> `graph` (the networkx model) -> `layout` (Graphviz positions) -> `render`
-(diagrams) -> `cli`. The names below are the Python API for notebooks and tools::
+Stages, data flowing one way: `run` (execute a script) -> `trace` (record one step)
+-> `graph` (the networkx model) -> `fold` / `story` / `layout` (module views, the steps,
+Graphviz positions) -> `render` (diagram, video, slides, page) -> `cli` / `notebook`,
+with `pipeline` the one orchestrator. The names below are the Python API for notebooks
+and tools::
 
     import explainer
     with explainer.Tracer() as tr:

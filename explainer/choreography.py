@@ -18,8 +18,9 @@ from typing import Any
 
 import networkx as nx
 
+from .defaults import DEFAULT_DIGITS
 from .focus import Card, card, panel, plain_step, update_math
-from .text import DEFAULT_DIGITS, fmt_number, t, value_inline
+from .text import fmt_number, t, value_inline
 
 # Local derivatives of the common ops, per input position, written for students.
 # {op: (output formula, [derivative w.r.t. input 0, input 1, ...])}. "g" is the upstream

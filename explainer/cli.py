@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import rich_click as click
+from click.exceptions import Abort, Exit
 
 from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError, UserScriptError
@@ -297,12 +298,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # raises everything else here, where each gets its exit status.
         rv = command.main(args=argv, prog_name="explain-graph", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, Abort):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _error(err, "interrupted: the output folder keeps its earlier files")
         code = 130

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .text import DEFAULT_DIGITS, fmt_number, fmt_shape, t
+from .defaults import DEFAULT_DIGITS
+from .text import fmt_number, fmt_shape, t
 
 #: Most rows and columns a card writes out; larger grids show their first ones and "…".
 MAX_GRID = 8

@@ -312,7 +312,7 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
     step = {n: i + 1 for i, n in enumerate(order)}
     for n, d in out.nodes(data=True):
         d["backward_step"] = step.get(n)
-    for u, v, d in out.edges(data=True):
+    for _, v, d in out.edges(data=True):
         d["backward_step"] = step.get(v) if d.pop("_flowed") else None
     bad = g.graph.get("first_nonfinite")
     out.graph.update(

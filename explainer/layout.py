@@ -4,13 +4,16 @@
 image formats asked for (the static diagram). `lay_out` lays out several graphs in
 one ``dot`` process and returns each one's positions (`Layout`) with its SVG, both
 from the very same layout: the frame that the video, the slides and the page draw
-(`explainer.story`) comes from one such call.
+(`explainer.story`) comes from one such call. `run_dot_best` lays out a few candidates
+(the diagram both ways) in one process and keeps the files of the best.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,27 +83,54 @@ def run_dot(
 def lay_out(sources: list[str], timeout: float = 600.0) -> list[LaidOut]:
     """Lay out every DOT source in ``sources`` in ONE ``dot`` process; positions and SVG of each.
 
-    ``dot -O`` names its outputs after the input file, one pair per graph
-    (``g.gv.json0``/``g.gv.svg``, then ``g.gv.2.json0``/``g.gv.2.svg`` ...), so each graph's
-    files are told apart without parsing concatenated output.
     Raises `GraphvizError` when dot fails or leaves a file incomplete.
+    """
+    with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
+        each = _dot_each(sources, ("svg",), Path(tmp), timeout)
+        return [LaidOut(layout, files["svg"].read_text(encoding="utf-8")) for layout, files in each]
+
+
+def run_dot_best(sources: list[str], outputs: dict[str, Path], choose: Callable[[list[Layout]], int],
+                 timeout: float = 600.0) -> Layout:
+    """Lay out every source in ONE ``dot`` process, each with every format of ``outputs``;
+    keep the files of the layout ``choose`` picks (its index) at ``outputs``, return its positions.
+
+    For a small graph drawn both ways to see which fits the page (`explainer.render.graphviz`):
+    writing the images of both costs less than a second ``dot`` process.
+    """
+    with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
+        each = _dot_each(sources, tuple(outputs), Path(tmp), timeout)
+        layout, files = each[choose([lay for lay, _ in each])]
+        for fmt, path in outputs.items():
+            shutil.move(str(files[fmt]), path)
+        return layout
+
+
+def _dot_each(sources: list[str], formats: tuple[str, ...], tmp: Path,
+              timeout: float) -> list[tuple[Layout, dict[str, Path]]]:
+    """Run one ``dot -O`` over ``sources``: each graph's layout and its files in ``tmp``.
+
+    ``dot -O`` names its outputs after the input file, one set per graph (``g.gv.json0``,
+    ``g.gv.svg``, then ``g.gv.2.json0`` ...), so each graph's files are told apart without
+    parsing concatenated output.
     """
     if not sources:
         return []
-    with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
-        src = Path(tmp) / "g.gv"
-        src.write_text("".join(sources), encoding="utf-8")
-        run_tool([find_tool("dot"), "-Tjson0", "-Tsvg", "-O", str(src)], "dot", timeout=timeout, writes=Path(tmp),
-                 timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
-        out = []
-        for i in range(len(sources)):
-            stem = src.name if i == 0 else f"{src.name}.{i + 1}"
-            json_path, svg_path = Path(tmp) / f"{stem}.json0", Path(tmp) / f"{stem}.svg"
-            check_file(json_path, "json", "dot")
-            check_file(svg_path, "svg", "dot")
-            layout = parse_layout(json.loads(json_path.read_text(encoding="utf-8")))
-            out.append(LaidOut(layout, svg_path.read_text(encoding="utf-8")))
-        return out
+    src = tmp / "g.gv"
+    src.write_text("".join(sources), encoding="utf-8")
+    run_tool([find_tool("dot"), "-Tjson0", *(f"-T{fmt}" for fmt in formats), "-O", str(src)], "dot",
+             timeout=timeout, writes=tmp, timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
+    out = []
+    for i in range(len(sources)):
+        stem = src.name if i == 0 else f"{src.name}.{i + 1}"
+        files = {fmt: tmp / f"{stem}.{fmt}" for fmt in formats}
+        json_path = tmp / f"{stem}.json0"
+        for fmt, path in [("json", json_path), *files.items()]:
+            check_file(path, fmt, "dot")
+        if "pdf" in files:
+            undate_pdf(files["pdf"])
+        out.append((parse_layout(json.loads(json_path.read_text(encoding="utf-8"))), files))
+    return out
 
 
 def parse_layout(data: dict) -> Layout:

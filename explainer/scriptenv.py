@@ -56,11 +56,11 @@ def _os_exit_raises(is_user_file: Callable[[str], bool]) -> Iterator[None]:
     real_exit = os._exit
     pid = os.getpid()
 
-    def exit_(code: int) -> NoReturn:
+    def exit_(status: int) -> NoReturn:
         if os.getpid() != pid:  # a forked worker (DataLoader) ends as it asked
-            real_exit(code)
+            real_exit(status)
         where = _caller(is_user_file)
-        raise ScriptOsExit(code, f"{os.path.basename(where[0])}:{where[1]}" if where else "")
+        raise ScriptOsExit(status, f"{os.path.basename(where[0])}:{where[1]}" if where else "")
 
     os._exit = exit_
     try:

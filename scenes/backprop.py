@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from explainer.defaults import DEFAULT_DIGITS
 from explainer.fold import fold_for_display
 from explainer.graph import load_graph
 from explainer.render.graphviz import DiagramOptions
 from explainer.render.scene import BackpropScene
 from explainer.story import build_story
-from explainer.text import DEFAULT_DIGITS
 
 
 class Backprop(BackpropScene):

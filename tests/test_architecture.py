@@ -10,7 +10,6 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-
 from conftest import ROOT
 
 PKG = ROOT / "explainer"

@@ -40,6 +40,9 @@ from explainer.fold import FoldOptions, fold_for_display
 from explainer.graph import loads
 from explainer.text import value_inline
 
+# Runs 17 programs twice each: ./dev.sh test -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 CORPUS = ROOT / "tests" / "corpus"
 ORACLE = ROOT / "tests" / "corpus_oracle.py"
 PROGRAMS = sorted(p.stem for p in CORPUS.glob("*.py"))

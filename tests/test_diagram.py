@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 
 from explainer.graph import build_graph
-from explainer.themes import LIGHT
 from explainer.render.graphviz import DiagramOptions, render_static, step_mark, to_dot
 from explainer.text import fmt_number, value_lines
+from explainer.themes import LIGHT
 from explainer.trace import Tracer, trace_call
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
-from test_numbers import leaf_values, no_keep, programs, run_program
+from oracle import leaf_values, no_keep, programs, run_program
 
 from explainer.trace.engine_order import engine_order
 

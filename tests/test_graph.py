@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from conftest import lecture_graph
 
 from explainer.errors import SchemaError
-from conftest import lecture_graph
 from explainer.graph import SCHEMA, dumps, loads
 from explainer.values import TensorValue
 

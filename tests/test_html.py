@@ -16,6 +16,7 @@ from explainer.graph import load_graph
 from explainer.render.html import detail_lines
 from explainer.text import value_inline
 
+
 def _open(browser: Browser, path: Path) -> tuple[Page, list[str], list[str]]:
     page = browser.new_page(viewport={"width": 1400, "height": 860})
     requests: list[str] = []
@@ -180,7 +181,6 @@ def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
     from explainer.render.frames import frames
     from explainer.render.graphviz import DiagramOptions
     from explainer.render.html import page_data
-
     from explainer.story import build_story
 
     g = lecture_graph()
@@ -201,11 +201,12 @@ def test_page_data_grows_with_steps_not_nodes_times_steps() -> None:
 
 def test_a_name_that_opens_a_comment_does_not_stop_the_page(browser: Browser, tmp_path: Path) -> None:
     from conftest import lecture_graph
+
     from explainer.render.graphviz import DiagramOptions
     from explainer.render.html import render_html
 
     g = lecture_graph()
-    for n, d in g.nodes(data=True):
+    for _, d in g.nodes(data=True):
         if d["label"] == "x":
             d["label"] = "x<!--<script>"
     from explainer.story import build_story

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import EXAMPLES, run_cli
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from conftest import EXAMPLES, run_cli
 from explainer.errors import ScriptSyntaxError
 from explainer.ipynb import read_notebook
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch

@@ -17,14 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CLI, EXAMPLES, lecture_graph, run_cli, visible
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CLI, EXAMPLES, lecture_graph, run_cli, visible
 from explainer import output
 from explainer.errors import OutputConflictError
-from explainer.output import MANIFEST, OUTPUT_FILES, OutputFolder, SignalAfterCommit, open_output, planned_outputs
-from explainer.output import switch
+from explainer.output import (
+    MANIFEST,
+    OUTPUT_FILES,
+    OutputFolder,
+    SignalAfterCommit,
+    open_output,
+    planned_outputs,
+    switch,
+)
 from explainer.pipeline import write_outputs
 from explainer.render.graphviz import DiagramOptions
 

@@ -25,7 +25,8 @@ from explainer.graph import load_graph
 from explainer.text import stage_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
-pytestmark = pytest.mark.skipif(TESSERACT is None, reason="tesseract-ocr is missing: run scripts/bootstrap.sh")
+pytestmark = [pytest.mark.slow,  # renders videos and decks to read them
+              pytest.mark.skipif(TESSERACT is None, reason="tesseract-ocr is missing: run scripts/bootstrap.sh")]
 
 
 @pytest.fixture(scope="module")

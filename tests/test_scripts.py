@@ -17,8 +17,8 @@ import networkx as nx
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import EXAMPLES, run_cli
+
 from explainer.errors import NoLossError, NonScalarLossError, StepNotReachedError, UserScriptError
 from explainer.graph import build_graph, dumps, load_graph, loads
 from explainer.run import RunOptions, run_script

@@ -10,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import lecture_graph
 from PIL import Image
 
 from explainer.choreography import choreograph
@@ -23,8 +24,6 @@ from explainer.render.slides import fit_caption, plan_pages
 from explainer.story import build_story
 from explainer.text import fmt_number, value_inline
 from explainer.themes import get_theme
-
-from conftest import lecture_graph
 
 Q = f"{{{SVG_NS}}}"
 
@@ -124,8 +123,8 @@ def test_layout_is_the_same_on_every_page() -> None:
 
 
 def test_folded_graph_gets_a_deck(tmp_path: Path) -> None:
-    from explainer.run import RunOptions, run_script
     from explainer.graph import build_graph
+    from explainer.run import RunOptions, run_script
 
     g = build_graph(run_script(Path(__file__).parent / "scripts" / "block_stack.py", [], RunOptions()).trace)
     view = fold_for_display(g)

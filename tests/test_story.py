@@ -94,14 +94,15 @@ def test_rankdir_follows_the_option_or_the_frame() -> None:
 
 def test_notebook_steps_use_the_same_story(monkeypatch: pytest.MonkeyPatch) -> None:
     import explainer.notebook as nb
+    import explainer.story
 
     built: list[object] = []
-    real = nb.build_story
+    real = explainer.story.build_story
 
     def spy(g, options=None, steps=None):  # noqa: ANN001, ANN202
         built.append(g)
         return real(g, options, steps)
 
-    monkeypatch.setattr(nb, "build_story", spy)
+    monkeypatch.setattr(explainer.story, "build_story", spy)  # the notebook imports it when it steps
     page = nb.Diagram(lecture_graph()).steps()
     assert len(built) == 1 and 'id="eg-data"' in page.page

@@ -19,6 +19,9 @@ from explainer.story import build_story
 from explainer.text import value_inline
 from explainer.trace import trace_call
 
+# Renders real videos: ./dev.sh test -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 GOLDENS = Path(__file__).parent / "goldens"
 UPDATE = os.environ.get("UPDATE_GOLDENS") == "1"
 

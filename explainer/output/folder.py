@@ -13,7 +13,17 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import OutputConflictError, OutputFolderError
-from .names import OUTPUT_PATTERNS, Digest, conflict_message, exists, file_digest, is_ours, is_output_name, matching, replaceable
+from .names import (
+    OUTPUT_PATTERNS,
+    Digest,
+    conflict_message,
+    exists,
+    file_digest,
+    is_ours,
+    is_output_name,
+    matching,
+    replaceable,
+)
 from .switch import MANIFEST, STAGING_PREFIX, manifest_text, recover, remove_if_empty, switch
 
 LOCK = ".explain-graph.lock"

@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from ..defaults import DEFAULT_DIGITS, FORMATS
-from ..layout import Layout, run_dot
+from ..layout import Layout, run_dot, run_dot_best
 from ..text import optimizer_text, t, value_full, value_inline, value_lines
 from ..themes import FONT, Theme, get_theme
 from .arrange import beside, clusters, edge_text
@@ -29,7 +29,7 @@ from .style import node_colours, step_mark, subtitle
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
 #: The diagram's page: 16:9. Up to `CHOOSE_RANKDIR_MAX_NODES` nodes, the diagram file tries
-#: both directions and keeps the one drawn larger on such a page (two quick ``dot`` runs);
+#: both directions (in the one ``dot`` process that writes its files) and keeps the one drawn larger on such a page;
 #: beyond, the depth rule above decides.
 PAGE_ASPECT = 16 / 9
 CHOOSE_RANKDIR_MAX_NODES = 100
@@ -282,19 +282,16 @@ def frame_dot(g: nx.DiGraph, opts: DiagramOptions, rankdir: str) -> str:
     return to_dot(g, replace(opts, rankdir=rankdir, legend=False, title_bar=False))
 
 
-def page_rankdir(g: nx.DiGraph, opts: DiagramOptions) -> str:
-    """The direction in which the diagram (legend and title included) fits a 16:9 page best.
+def page_rankdir(layouts: dict[str, Layout]) -> str:
+    """The direction (``LR``/``TB``) whose layout (legend and title included) fits a 16:9 page best.
 
-    Both are laid out. A strip (longer than `MAX_STRIP` times its width) loses to a shape
-    that is none; otherwise the one drawn larger on the page wins, and when the two are
-    within 10% (a long chain: as wide one way as tall the other), the one with the
-    shorter long side, which needs less panning when shown at full size.
+    A strip (longer than `MAX_STRIP` times its width) loses to a shape that is none;
+    otherwise the one drawn larger on the page wins, and when the two are within 10% (a
+    long chain: as wide one way as tall the other), the one with the shorter long side,
+    which needs less panning when shown at full size.
     """
     sizes = {}
-    for rankdir in ("LR", "TB"):
-        lay = run_dot(to_dot(g, replace(opts, rankdir=rankdir)))
-        if lay is None:
-            return "LR"
+    for rankdir, lay in layouts.items():
         w, h = max(lay.width, 1.0), max(lay.height, 1.0)
         sizes[rankdir] = (max(w / h, h / w) > MAX_STRIP, min(PAGE_ASPECT / w, 1.0 / h), max(w, h))
     (lr_strip, lr_scale, lr_side), (tb_strip, tb_scale, tb_side) = sizes["LR"], sizes["TB"]
@@ -338,16 +335,23 @@ def render_static(
     stem: str = "graph",
     positions: bool = False,
 ) -> tuple[Layout | None, dict[str, Path]]:
-    """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout.
+    """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout, in one ``dot`` process.
 
-    With ``positions``, also return that layout's `Layout` (else None).
+    Unless ``opts.rankdir`` fixes it, a graph of up to `CHOOSE_RANKDIR_MAX_NODES` nodes is
+    drawn both ways and the files of the one that fits a 16:9 page best are kept
+    (`page_rankdir`). With ``positions``, also return the layout's `Layout` (else None).
     """
     opts = opts or DiagramOptions()
-    if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
-        opts = replace(opts, rankdir=page_rankdir(g, opts))
-    source = to_dot(g, opts, dpi=get_theme(opts.theme).dpi)
+    dpi = get_theme(opts.theme).dpi
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
-    layout = run_dot(source, paths, positions=positions)
+    layout: Layout | None
+    if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
+        both = ("LR", "TB")
+        layout = run_dot_best([to_dot(g, replace(opts, rankdir=r), dpi=dpi) for r in both], paths,
+                              lambda lays: both.index(page_rankdir(dict(zip(both, lays)))))
+        layout = layout if positions else None
+    else:
+        layout = run_dot(to_dot(g, opts, dpi=dpi), paths, positions=positions)
     if "svg" in paths:
         svg = paths["svg"].read_text(encoding="utf-8")
         paths["svg"].write_text(unscale_svg(svg), encoding="utf-8")

@@ -43,7 +43,7 @@ from .records import Records
 from .stop import Stopper, StopScript
 from .threads import OtherThreads
 from .tracker import ModuleTracker
-from .without import explain_without_backward
+from .without import back_propagate, choose_root
 
 __all__ = ["Pending", "Session", "StopScript"]
 
@@ -370,7 +370,7 @@ class Session:
 
         If no backward call was captured, explain the final scalar loss instead:
         ``namespace['loss']`` when it is a tensor the traced code computed, else the
-        last scalar the forward computed (`_explain_without_backward`).
+        last scalar the forward computed (`explainer.trace.without`).
         """
         if self.state == "captured":
             self._finish_capture()
@@ -387,4 +387,10 @@ class Session:
                 f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
                 f"use --step {self.backward_calls} or lower"
             )
-        return explain_without_backward(self, namespace or {})
+        root, names, notes = choose_root(namespace or {}, self.records, self.switches, self.tracker, self.active,
+                                         self.backward_calls)
+        result = back_propagate(self, root, names, notes)
+        self.result = result
+        result.losses = self.losses
+        self.state = "done"
+        return result

@@ -79,13 +79,13 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
 def build_scene_class() -> type:
     m = _manim()
 
-    class TrainingScene(m.Scene):  # type: ignore[misc, name-defined]
+    class TrainingScene(m.Scene):  # type: ignore[name-defined]
         """Performs a training record: the surface, then each run's path and loss curve growing."""
 
         def __init__(self, record: TrainingRecord, image: Path, theme: str, lang: str, digits: int,
                      on_part: Callable[[int, int], None] | None = None, **kwargs: Any) -> None:
 
-            class Backdrop(m.Camera):  # type: ignore[misc, name-defined]
+            class Backdrop(m.Camera):  # type: ignore[name-defined]
                 def __init__(self, **kw: Any) -> None:
                     super().__init__(background_image=str(image), **kw)
 

@@ -91,7 +91,7 @@ class Worker:
         error = None
         with script_environment(script, list(spec.argv), module, is_user_file):
             saved_out, saved_err = sys.stdout, sys.stderr
-            sys.stdout = sys.stderr = tail  # type: ignore[assignment]
+            sys.stdout = sys.stderr = tail
             try:
                 if spec.seed is not None:
                     seed_everything(spec.seed)
