@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import values
 from ..errors import SchemaError
 
 SCHEMA = "explain-graph-training/1"
@@ -29,15 +30,8 @@ REACH_FRACTION = 1e-3
 
 
 def json_number(v: float | None) -> float | str | None:
-    """A float as JSON: NaN and infinities become strings, as in graph.json."""
-    if v is None:
-        return None
-    f = float(v)
-    if math.isnan(f):
-        return "nan"
-    if math.isinf(f):
-        return "inf" if f > 0 else "-inf"
-    return f
+    """A float as JSON: NaN and infinities become strings, as in graph.json (None stays None)."""
+    return None if v is None else values.json_number(float(v))
 
 
 def read_number(v: Any) -> float | None:
