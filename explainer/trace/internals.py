@@ -79,7 +79,10 @@ def pop_dispatch_mode(mode: TorchDispatchMode) -> bool:
     n = torch._C._len_torch_dispatch_stack()
     if n == 0 or torch._C._get_dispatch_stack_at(n - 1) is not mode:
         return False
-    torch._C._pop_torch_dispatch_stack(None)
+    try:
+        torch._C._pop_torch_dispatch_stack(None)  # no mode key: the top of the user-visible stack
+    except TypeError:  # torch 2.1 takes no mode key
+        torch._C._pop_torch_dispatch_stack()
     return True
 
 
