@@ -22,6 +22,7 @@ mechanisms (function and dispatch modes, global module and optimizer hooks, hook
 * `index`, `nodes`, `build`: the `Trace` built from a capture, in the order `build` states;
 * `session`: one trace from start to `Trace` (`Session`); `stop`: stopping the script when done;
 * `threads`: backward calls in other threads;
+* `routing`: ``torch.autograd.backward`` handed to the modes on torch releases before 2.11;
 * `without`, `replay`: a script without backward (its loss computed again when it has no graph);
 * `tracer`: the Python API, `Tracer` and `trace_call`.
 
@@ -62,6 +63,7 @@ from .model import (
 if TYPE_CHECKING:  # pragma: no cover
     from .blocks import LARGE_MODEL_MODULES, REPEAT_MIN
     from .naming import is_user_file
+    from .routing import backward_through_modes
     from .session import Session, StopScript
     from .snapshots import snapshot
     from .tracer import Tracer, trace_call
@@ -80,6 +82,7 @@ __all__ = [
     "TraceEdge",
     "TraceNode",
     "Tracer",
+    "backward_through_modes",
     "engine_order",
     "is_user_file",
     "snapshot",
@@ -94,6 +97,7 @@ _NEED_TORCH = {
     "Session": "session",
     "StopScript": "session",
     "Tracer": "tracer",
+    "backward_through_modes": "routing",
     "is_user_file": "naming",
     "snapshot": "snapshots",
     "trace_call": "tracer",

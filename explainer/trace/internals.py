@@ -8,7 +8,7 @@ these names breaks this module and nothing else:
 * the mode stacks: taking one of the trace's modes off the top and putting it back,
   as ``torch.utils._python_dispatch`` does in ``_pop_mode_temporarily``; the guards
   that switch all modes off around the trace's own copies;
-* ``TorchDispatchMode`` (a private module) and pytree's flatten;
+* ``TorchDispatchMode`` (a private module) and pytree's flatten and unflatten;
 * autograd's sequence numbers, the leaves' node class, a node's output metadata;
   an aten op's schema;
 * a tensor's version counter and view base; a module's own parameter, buffer and
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 __all__ = [
     "AccumulateGrad",
@@ -49,6 +49,7 @@ __all__ = [
     "ran_on_cpu",
     "sequence_nr",
     "tree_flatten",
+    "tree_unflatten",
     "version_of",
     "view_base",
 ]
@@ -78,7 +79,10 @@ def pop_dispatch_mode(mode: TorchDispatchMode) -> bool:
     n = torch._C._len_torch_dispatch_stack()
     if n == 0 or torch._C._get_dispatch_stack_at(n - 1) is not mode:
         return False
-    torch._C._pop_torch_dispatch_stack(None)
+    try:
+        torch._C._pop_torch_dispatch_stack(None)  # no mode key: the top of the user-visible stack
+    except TypeError:  # torch 2.1 takes no mode key
+        torch._C._pop_torch_dispatch_stack()
     return True
 
 

@@ -2,7 +2,8 @@
 
 * `Interceptor`, a ``TorchFunctionMode``, intercepts ``Tensor.backward``,
   ``torch.autograd.backward`` and ``torch.autograd.grad`` and notes the function-level call each op runs in
-  (``linear``, ``cross_entropy``);
+  (``linear``, ``cross_entropy``); torch before 2.11 hands it ``torch.autograd.backward`` only
+  through `explainer.trace.routing`'s wrapper;
 * `Recorder`, a ``TorchDispatchMode``, sees every aten op (so ops inside composites,
   e.g. ``log_softmax`` inside ``cross_entropy``) and hands it to the session to record.
 

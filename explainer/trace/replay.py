@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import NoLossError, NonScalarLossError
-from .internals import tree_flatten, version_of, view_base
+from .internals import tree_flatten, tree_unflatten, version_of, view_base
 from .modes import Switches
 from .naming import ModuleNames, Names, collect_names, friendly_op
 from .records import OpRecord, Records, mutated_inputs, strengthen, tensors_in
@@ -134,7 +134,7 @@ def replay(
                 else a
                 for a in flat
             ]
-            args, kwargs = spec.unflatten(flat)
+            args, kwargs = tree_unflatten(flat, spec)  # TreeSpec.unflatten: torch >= 2.3 only
             prev_call = switches.call
             switches.call = rec.call
             tracker.replace(rec.modules, rec.numbers)

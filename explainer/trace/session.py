@@ -40,6 +40,7 @@ from .modes import Modes, Switches
 from .naming import Names, names_in_frames
 from .pending import Pending
 from .records import Records
+from .routing import backward_through_modes
 from .stop import Stopper, StopScript
 from .threads import OtherThreads
 from .tracker import ModuleTracker
@@ -105,7 +106,7 @@ class Session:
             register_optimizer_step_post_hook(self._opt_post),
         ]
         try:
-            with self.threads.watched(), self.modes.on():
+            with self.threads.watched(), backward_through_modes(), self.modes.on():
                 try:
                     yield self
                 finally:

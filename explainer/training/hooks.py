@@ -30,6 +30,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.overrides import TorchFunctionMode
 
 from ..errors import TrainingOptionError
+from ..trace import backward_through_modes
 from .record import ParamUpdate, Run
 from .spec import IMPL_FLAGS, SLICE_MAX_PARAMS, RunSpec
 
@@ -142,7 +143,7 @@ class StepRecorder:
     def active(self) -> Iterator[StepRecorder]:
         handles = [register_optimizer_step_pre_hook(self._pre), register_optimizer_step_post_hook(self._post)]
         try:
-            with BackwardWatch(self._backward):
+            with backward_through_modes(), BackwardWatch(self._backward):
                 yield self
         finally:
             for h in handles:
