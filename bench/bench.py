@@ -243,14 +243,18 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[dim]measuring {case.name} …[/]", highlight=False)
             rows.append(measure(case, Path(tmp)))
 
-    table = Table(title="explain-graph vs plain PyTorch and torchviz (1 thread; ratios: ours / theirs, lower is better)")
+    table = Table(
+        title="explain-graph vs plain PyTorch and torchviz (1 thread; ratios: ours / theirs, lower is better)"
+    )
     for col in COLUMNS:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
         table.add_row(*cells(r))
     console.print(table)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    console.print(f"process peak RSS {rss:.0f} MiB · torch {torch.__version__} · {os.cpu_count()} CPUs", highlight=False)
+    console.print(
+        f"process peak RSS {rss:.0f} MiB · torch {torch.__version__} · {os.cpu_count()} CPUs", highlight=False
+    )
     if args.markdown:
         print("| " + " | ".join(COLUMNS) + " |")
         print("|" + "---|" * len(COLUMNS))

@@ -72,8 +72,17 @@ def measure(name: str, repeat: int, tmp: Path) -> tuple[float, float]:
     script.write_text(SCRIPT.format(bench=str(BENCH), factory=factory, args=args), encoding="utf-8")
     tv_script = tmp / f"{factory}_torchviz.py"
     tv_script.write_text(script.read_text() + TORCHVIZ.format(out=str(tmp / f"{factory}_tv")), encoding="utf-8")
-    ours_cmd = [sys.executable, "-m", "explainer", str(script), "--out", str(tmp / f"{factory}_ours"),
-                "--format", "svg", "--force"]
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "explainer",
+        str(script),
+        "--out",
+        str(tmp / f"{factory}_ours"),
+        "--format",
+        "svg",
+        "--force",
+    ]
     tv_cmd = [sys.executable, str(tv_script)]
     ours, tv = [], []
     for _ in range(repeat):

@@ -1,8 +1,8 @@
 """One training step of the Transformer of ``bench/models.py``, as an ordinary script.
 
-    .venv/bin/explain-graph bench/transformer_step.py                 # 24 layers, folded automatically
-    .venv/bin/explain-graph bench/transformer_step.py --expand model.encoder.layers.0
-    .venv/bin/explain-graph bench/transformer_step.py -- --layers 48
+.venv/bin/explain-graph bench/transformer_step.py                 # 24 layers, folded automatically
+.venv/bin/explain-graph bench/transformer_step.py --expand model.encoder.layers.0
+.venv/bin/explain-graph bench/transformer_step.py -- --layers 48
 """
 
 import argparse

@@ -93,8 +93,14 @@ def time_plain(n_boxes: int, n_steps: int, out: Path) -> float:
                 self.play(m.Indicate(boxes[i]), m.MoveAlongPath(dot, arrows[i]), run_time=1.0)
                 self.remove(dot)
 
-    settings = {"quality": "low_quality", "media_dir": str(out), "disable_caching": True, "progress_bar": "none",
-                "verbosity": "ERROR", "output_file": "plain"}
+    settings = {
+        "quality": "low_quality",
+        "media_dir": str(out),
+        "disable_caching": True,
+        "progress_bar": "none",
+        "verbosity": "ERROR",
+        "output_file": "plain",
+    }
     t0 = time.perf_counter()
     with m.tempconfig(settings):
         Plain().render()
@@ -119,9 +125,14 @@ def main() -> None:
             ours, steps = time_ours(g, Path(tmp) / f"ours{size}")
             plain = time_plain(g.number_of_nodes(), steps, Path(tmp) / f"plain{size}")
             per, per_plain = ours / steps, plain / steps
-            table.add_row(str(g.number_of_nodes()), str(steps), f"{per:.3f}", f"{per_plain:.3f}",
-                          f"{per / per_plain:.2f}x",
-                          ("met" if per <= TARGET_STEP_480P else "missed") if g.number_of_nodes() >= 60 else "–")
+            table.add_row(
+                str(g.number_of_nodes()),
+                str(steps),
+                f"{per:.3f}",
+                f"{per_plain:.3f}",
+                f"{per / per_plain:.2f}x",
+                ("met" if per <= TARGET_STEP_480P else "missed") if g.number_of_nodes() >= 60 else "–",
+            )
         console.print(table)
         if args.no_mlp:
             return

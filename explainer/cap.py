@@ -45,8 +45,10 @@ def cap(g: nx.DiGraph, limit: int) -> nx.DiGraph:
     for n in list(keep):
         # the data and the parameters they use (nothing leads into those: no cycle)
         keep.update(
-            u for u in g.predecessors(n)
-            if g.in_degree(u) == 0 and (g.nodes[u].get("backward_step") is None or g.nodes[u]["kind"] in ("param", "leaf"))
+            u
+            for u in g.predecessors(n)
+            if g.in_degree(u) == 0
+            and (g.nodes[u].get("backward_step") is None or g.nodes[u]["kind"] in ("param", "leaf"))
         )
     keep.add(g.graph["loss"])
     rep = {n: (n if n in keep else CAP_ID) for n in g.nodes}
@@ -83,11 +85,32 @@ def _box(g: nx.DiGraph, members: list[str]) -> dict[str, Any]:
     o = g.nodes[out_id]
     ops = sum(1 for n in members if g.nodes[n]["kind"] in ("op", "loss"))
     return {
-        "kind": "module", "label": f"… {len(members):,} earlier nodes", "name": None, "op": None, "autograd": None,
-        "call": None, "scalars": [], "shape": list(o.get("shape") or []), "dtype": o.get("dtype", ""),
-        "value": o.get("value"), "grad": o.get("grad"), "backward_step": None, "module": None,
-        "module_type": None, "requires_grad": True, "update": None,
-        "nonfinite": any(g.nodes[n].get("nonfinite") for n in members), "intended_inf": False, "n_outputs": 1,
-        "calls": {}, "path": None, "members": [], "folded": len(members), "repeat": 1, "output": out_id,
-        "ops": ops, "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"), "capped": True,
+        "kind": "module",
+        "label": f"… {len(members):,} earlier nodes",
+        "name": None,
+        "op": None,
+        "autograd": None,
+        "call": None,
+        "scalars": [],
+        "shape": list(o.get("shape") or []),
+        "dtype": o.get("dtype", ""),
+        "value": o.get("value"),
+        "grad": o.get("grad"),
+        "backward_step": None,
+        "module": None,
+        "module_type": None,
+        "requires_grad": True,
+        "update": None,
+        "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
+        "intended_inf": False,
+        "n_outputs": 1,
+        "calls": {},
+        "path": None,
+        "members": [],
+        "folded": len(members),
+        "repeat": 1,
+        "output": out_id,
+        "ops": ops,
+        "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"),
+        "capped": True,
     }

@@ -57,6 +57,7 @@ LOCAL: dict[str, tuple[str, list[str]]] = {
     "cross_entropy": ("−mean(log softmax(z)[target])", ["∂/∂z = (softmax(z) − one_hot)/N"]),
 }
 
+
 @dataclass(frozen=True)
 class Step:
     """One beat of the story.
@@ -140,14 +141,28 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = DEFAULT_DIGITS) -
                 head = f"{d['label']} = {formula or op + '(…)'}" + (f"   ({op})" if d["label"] != op else "")
             cards = panel([card("value", head, d["value"], digits, lang)])
             steps.append(
-                Step("forward", "forward", n, ins, (head, f"= {_v(d['value'], digits, lang)}"), {"value": d["value"]},
-                     cards)
+                Step(
+                    "forward",
+                    "forward",
+                    n,
+                    ins,
+                    (head, f"= {_v(d['value'], digits, lang)}"),
+                    {"value": d["value"]},
+                    cards,
+                )
             )
         elif not any(True for _ in g.predecessors(n)):
             cards = panel([card("value", t("card_value", lang).format(x=d["label"]), d["value"], digits, lang)])
             steps.append(
-                Step("forward", "forward", n, (), (f"{d['label']} = {_v(d['value'], digits, lang)}",), {"value": d["value"]},
-                     cards)
+                Step(
+                    "forward",
+                    "forward",
+                    n,
+                    (),
+                    (f"{d['label']} = {_v(d['value'], digits, lang)}",),
+                    {"value": d["value"]},
+                    cards,
+                )
             )
     ins = tuple((u, loss_id) for u in sorted(g.predecessors(loss_id), key=_order))
     steps.append(
@@ -158,8 +173,12 @@ def choreograph(g: nx.DiGraph, lang: str = "en", digits: int = DEFAULT_DIGITS) -
             ins,
             (f"{loss['label']} = {loss.get('op') or ''} = {_v(loss['value'], digits, lang)}", t("start", lang)),
             {"value": loss["value"], "grad": loss["grad"]},
-            panel([card("value", f"{loss['label']} = {loss.get('op') or ''}", loss["value"], digits, lang),
-                   card("grad", "∂L/∂L", loss["grad"], digits, lang)]),
+            panel(
+                [
+                    card("value", f"{loss['label']} = {loss.get('op') or ''}", loss["value"], digits, lang),
+                    card("grad", "∂L/∂L", loss["grad"], digits, lang),
+                ]
+            ),
         )
     )
     # 2. backward, in the order autograd ran the nodes
@@ -184,17 +203,25 @@ def _update_step(g: nx.DiGraph, n: str, opt: dict[str, Any], lang: str, digits: 
     head = f"{t('stage_update', lang)} ({t(opt['name'], lang)})"
     lines: tuple[str, ...]
     if _plain_gradient_step(upd, d["grad"], lr):
-        lines = (head, f"{label} ← {label} − η·∂L/∂{label}",
-                 f"= {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}",
-                 f"= {_v(upd['after'], digits, lang)}")
+        lines = (
+            head,
+            f"{label} ← {label} − η·∂L/∂{label}",
+            f"= {_v(upd['before'], digits, lang)} − {fmt_number(lr, digits)} × {_v(d['grad'], digits, lang)}",
+            f"= {_v(upd['after'], digits, lang)}",
+        )
     else:
         lines = (head, math_.rule, f"= {_v(upd['after'], digits, lang)}")
     cards = [card("value", t("card_before", lang).format(x=label), upd["before"], digits, lang)]
     for i, (title, value) in enumerate(math_.parts):
         cards.append(card("grad" if i == 0 else "state", title, value, digits, lang))
     cards.append(card("update", t("card_after", lang).format(x=label), upd["after"], digits, lang))
-    numbers = {"before": upd["before"], "after": upd["after"], "grad": d["grad"], "lr": lr,
-               "parts": {title: value for title, value in math_.parts}}
+    numbers = {
+        "before": upd["before"],
+        "after": upd["after"],
+        "grad": d["grad"],
+        "lr": lr,
+        "parts": {title: value for title, value in math_.parts},
+    }
     return Step("update", "update", n, (), lines, numbers, panel(cards))
 
 
@@ -224,9 +251,19 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 tuple(incoming),
                 (f"∂L/∂{label}: {t('accumulate', lang)}", f"{parts} = {_v(d['grad'], digits, lang)}"),
                 {"parts": [g.edges[e]["grad"] for e in incoming], "grad": d["grad"]},
-                panel([card("grad", t("card_part", lang).format(x=label, via=g.nodes[v]["label"]), g.edges[n, v]["grad"],
-                            digits, lang) for _, v in incoming]
-                      + [card("grad", t("card_sum", lang).format(x=label), d["grad"], digits, lang)]),
+                panel(
+                    [
+                        card(
+                            "grad",
+                            t("card_part", lang).format(x=label, via=g.nodes[v]["label"]),
+                            g.edges[n, v]["grad"],
+                            digits,
+                            lang,
+                        )
+                        for _, v in incoming
+                    ]
+                    + [card("grad", t("card_sum", lang).format(x=label), d["grad"], digits, lang)]
+                ),
             )
         )
     if d["kind"] in ("param", "leaf"):
@@ -238,8 +275,12 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
                 tuple(incoming),
                 (t("lands", lang).format(x=label), f"{label}.grad = {_v(d['grad'], digits, lang)}"),
                 {"grad": d["grad"]},
-                panel([card("value", t("card_value", lang).format(x=label), d["value"], digits, lang),
-                       card("grad", t("card_grad", lang).format(x=label), d["grad"], digits, lang)]),
+                panel(
+                    [
+                        card("value", t("card_value", lang).format(x=label), d["value"], digits, lang),
+                        card("grad", t("card_grad", lang).format(x=label), d["grad"], digits, lang),
+                    ]
+                ),
             )
         )
         return out
@@ -251,8 +292,10 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
         what = op
     head = f"{label}" + (f" = {formula}" if formula else f" ({what})")
     lines = [head, f"{t('upstream', lang)}: ∂L/∂{label} = {_v(d['grad'], digits, lang)}"]
-    cards = [card("value", t("card_value", lang).format(x=head), d["value"], digits, lang),
-             card("grad", t("card_arriving", lang).format(x=label), d["grad"], digits, lang)]
+    cards = [
+        card("value", t("card_value", lang).format(x=head), d["value"], digits, lang),
+        card("grad", t("card_arriving", lang).format(x=label), d["grad"], digits, lang),
+    ]
     sent = {}
     preds = sorted(g.predecessors(n), key=_order)
     edges = []
@@ -270,7 +313,14 @@ def _backward_steps(g: nx.DiGraph, n: str, lang: str, digits: int) -> list[Step]
         cards.append(card("grad", t("card_sent", lang).format(x=src, local=local), e["grad"], digits, lang))
         sent[u] = e["grad"]
     out.append(
-        Step("backward", "backward", n, tuple(edges), tuple(lines), {"grad": d["grad"], "sent": sent, "op": op},
-             panel(cards))
+        Step(
+            "backward",
+            "backward",
+            n,
+            tuple(edges),
+            tuple(lines),
+            {"grad": d["grad"], "sent": sent, "op": op},
+            panel(cards),
+        )
     )
     return out

@@ -5,9 +5,6 @@ Heavy imports (torch, networkx) happen inside the command, so ``--help`` is inst
 
 from __future__ import annotations
 
-import errno
-import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,21 +12,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import rich_click as click
-from click.exceptions import Abort, Exit
 
 from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
-from .errors import ExplainerError, UserScriptError
-from .output import SignalAfterCommit
+from .exits import run_guarded
 from .run import examples
 from .text import LANGS, t  # cheap: no torch, no networkx
 from .themes import THEMES
-
-
-def _error(console: object, message: str) -> None:
-    """One red line; the message is plain text (a user's [brackets] are not rich markup)."""
-    from rich.markup import escape
-
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -44,76 +32,205 @@ INPUT, OUTPUT, LOOK, LARGE, VIDEO = "Input", "Output", "Look", "Large models", "
 TRAIN = "Training over time"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
-               epilog="Exit status: 0 done, 1 output not written, 2 bad input or options, 3 the script raised, "
-                      "4 nothing to explain, 5 an external tool failed, 70 internal error, 130/143 interrupted. "
-                      "Docs and the graph.json schema: the README.")
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog="Exit status: 0 done, 1 output not written, 2 bad input or options, 3 the script raised, "
+    "4 nothing to explain, 5 an external tool failed, 70 internal error, 130/143 interrupted. "
+    "Docs and the graph.json schema: the README.",
+)
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=True), required=False)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--example", type=click.Choice(tuple(examples())), metavar="NAME", panel=INPUT,
-              help=f"Explain one of the lecture's examples that come with explain-graph instead of a SCRIPT: "
-                   f"{', '.join(examples())}.")
-@click.option("--step", default=1, show_default=True, type=click.IntRange(min=1), panel=INPUT,
-              help="Explain the N-th backward() call of the script.")
-@click.option("--run-to-end", is_flag=True, panel=INPUT,
-              help="Let the script finish after the traced step; record every loss and write loss_curve.png.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), panel=INPUT,
-              help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.")
+@click.option(
+    "--example",
+    type=click.Choice(tuple(examples())),
+    metavar="NAME",
+    panel=INPUT,
+    help=f"Explain one of the lecture's examples that come with explain-graph instead of a SCRIPT: "
+    f"{', '.join(examples())}.",
+)
+@click.option(
+    "--step",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    panel=INPUT,
+    help="Explain the N-th backward() call of the script.",
+)
+@click.option(
+    "--run-to-end",
+    is_flag=True,
+    panel=INPUT,
+    help="Let the script finish after the traced step; record every loss and write loss_curve.png.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    panel=INPUT,
+    help="Seed Python, NumPy and torch before the script runs, so pictures are reproducible.",
+)
 @click.option("--no-seed", is_flag=True, panel=INPUT, help="Do not seed: the script's randomness is left as it is.")
-@click.option("-o", "--out", "out_dir", metavar="DIR", panel=OUTPUT,
-              help="Output folder (default: explained/<script name>/). Files of yours there are never replaced "
-                   "unless --force names them.")
-@click.option("--force", is_flag=True, panel=OUTPUT,
-              help="Replace files in the output folder that have output names but were not written by "
-                   "explain-graph (or were changed since).")
-@click.option("--format", "formats", default=",".join(FORMATS), show_default=True, panel=OUTPUT,
-              help="Diagram formats, comma-separated.")
-@click.option("--slides", is_flag=True, panel=OUTPUT,
-              help="Also write slides.pdf (16:9: title, forward pass, one page per backward step, update) "
-                   "and slides/page-NN.png.")
-@click.option("--html", "html", is_flag=True, panel=OUTPUT,
-              help="Also write index.html: one offline page to step through the forward and backward pass.")
-@click.option("--theme", type=click.Choice(tuple(THEMES)), default="light", show_default=True, panel=LOOK,
-              help="light for documents, dark (large type) for slides.")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, panel=LOOK,
-              help="Label language.")
-@click.option("--digits", default=DEFAULT_DIGITS, show_default=True, type=click.IntRange(1, 12), panel=LOOK,
-              help="Significant digits shown.")
-@click.option("--max-elements", default=DEFAULT_MAX_ELEMENTS, show_default=True, type=click.IntRange(min=1),
-              panel=LOOK, help="Tensors with more entries are shown (and stored in graph.json) as a summary.")
-@click.option("--rankdir", type=click.Choice(("LR", "TB")), default=None, panel=LOOK,
-              help="Diagram direction (default: LR for shallow graphs, TB for deep ones).")
-@click.option("--depth", type=click.IntRange(min=0), default=None, panel=LARGE,
-              help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
-                   "Default: automatic above --max-nodes.")
-@click.option("--expand", "expand", multiple=True, metavar="PATH", panel=LARGE,
-              help="Open this folded module, e.g. model.layers.0 (repeatable).")
-@click.option("--max-nodes", default=DEFAULT_MAX_NODES, show_default=True, type=click.IntRange(min=0), panel=LARGE,
-              help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.")
-@click.option("--full-trace", is_flag=True, panel=LARGE,
-              help="Record every op's value and gradient, also inside the repeated blocks of a large model "
-                   "(slower; by default those blocks record only their outputs and stay folded).")
-@click.option("--video", is_flag=True, panel=VIDEO,
-              help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus "
-                   "backward.srt. Needs the [video] extra.")
-@click.option("--quality", type=click.Choice(("low", "medium", "high")), default="low", show_default=True, panel=VIDEO,
-              help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.")
-@click.option("--train", is_flag=True, panel=TRAIN,
-              help="Also run the whole training: loss curve, parameters over the steps and their path on the loss "
-                   "surface (training.json/svg/png; training.mp4 with --video).")
-@click.option("--compare", "compare", metavar="LIST", panel=TRAIN,
-              help="Train once per optimizer swapped in for the script's, e.g. sgd,adam,rmsprop,adagrad "
-                   "(hyperparameters after colons: sgd:momentum=0.9). Implies --train.")
-@click.option("--lr-sweep", "lr_sweep", metavar="LIST", panel=TRAIN,
-              help="Train once per learning rate with the script's own optimizer, e.g. 0.01,0.05,0.1,0.2. "
-                   "Implies --train.")
-@click.option("--lr", "lr", type=click.FloatRange(min=0, min_open=True), default=None, panel=TRAIN,
-              help="Learning rate for --train and --compare (default: the script's).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, panel=TRAIN,
-              help="Training runs in parallel (default: the number of cores).")
-@click.option("--pptx", is_flag=True, panel=OUTPUT,
-              help="Also write slides.pptx (the deck for PowerPoint, the chain rule in the speaker notes); "
-                   "implies --slides; needs pip install 'explain-graph[pptx]'.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    panel=OUTPUT,
+    help="Output folder (default: explained/<script name>/). Files of yours there are never replaced "
+    "unless --force names them.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    panel=OUTPUT,
+    help="Replace files in the output folder that have output names but were not written by "
+    "explain-graph (or were changed since).",
+)
+@click.option(
+    "--format",
+    "formats",
+    default=",".join(FORMATS),
+    show_default=True,
+    panel=OUTPUT,
+    help="Diagram formats, comma-separated.",
+)
+@click.option(
+    "--slides",
+    is_flag=True,
+    panel=OUTPUT,
+    help="Also write slides.pdf (16:9: title, forward pass, one page per backward step, update) "
+    "and slides/page-NN.png.",
+)
+@click.option(
+    "--html",
+    "html",
+    is_flag=True,
+    panel=OUTPUT,
+    help="Also write index.html: one offline page to step through the forward and backward pass.",
+)
+@click.option(
+    "--theme",
+    type=click.Choice(tuple(THEMES)),
+    default="light",
+    show_default=True,
+    panel=LOOK,
+    help="light for documents, dark (large type) for slides.",
+)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True, panel=LOOK, help="Label language.")
+@click.option(
+    "--digits",
+    default=DEFAULT_DIGITS,
+    show_default=True,
+    type=click.IntRange(1, 12),
+    panel=LOOK,
+    help="Significant digits shown.",
+)
+@click.option(
+    "--max-elements",
+    default=DEFAULT_MAX_ELEMENTS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    panel=LOOK,
+    help="Tensors with more entries are shown (and stored in graph.json) as a summary.",
+)
+@click.option(
+    "--rankdir",
+    type=click.Choice(("LR", "TB")),
+    default=None,
+    panel=LOOK,
+    help="Diagram direction (default: LR for shallow graphs, TB for deep ones).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    panel=LARGE,
+    help="Fold every module deeper than N into one box showing its output (model = 1, model.fc1 = 2). "
+    "Default: automatic above --max-nodes.",
+)
+@click.option(
+    "--expand",
+    "expand",
+    multiple=True,
+    metavar="PATH",
+    panel=LARGE,
+    help="Open this folded module, e.g. model.layers.0 (repeatable).",
+)
+@click.option(
+    "--max-nodes",
+    default=DEFAULT_MAX_NODES,
+    show_default=True,
+    type=click.IntRange(min=0),
+    panel=LARGE,
+    help="Fold the diagram automatically when the graph has more nodes (0: never). graph.json stays full.",
+)
+@click.option(
+    "--full-trace",
+    is_flag=True,
+    panel=LARGE,
+    help="Record every op's value and gradient, also inside the repeated blocks of a large model "
+    "(slower; by default those blocks record only their outputs and stay folded).",
+)
+@click.option(
+    "--video",
+    is_flag=True,
+    panel=VIDEO,
+    help="Also render backward.mp4 (Manim): the gradient travelling backward step by step, plus "
+    "backward.srt. Needs the [video] extra.",
+)
+@click.option(
+    "--quality",
+    type=click.Choice(("low", "medium", "high")),
+    default="low",
+    show_default=True,
+    panel=VIDEO,
+    help="Video quality: low = 480p15 (quick preview), medium = 720p30, high = 1080p60.",
+)
+@click.option(
+    "--train",
+    is_flag=True,
+    panel=TRAIN,
+    help="Also run the whole training: loss curve, parameters over the steps and their path on the loss "
+    "surface (training.json/svg/png; training.mp4 with --video).",
+)
+@click.option(
+    "--compare",
+    "compare",
+    metavar="LIST",
+    panel=TRAIN,
+    help="Train once per optimizer swapped in for the script's, e.g. sgd,adam,rmsprop,adagrad "
+    "(hyperparameters after colons: sgd:momentum=0.9). Implies --train.",
+)
+@click.option(
+    "--lr-sweep",
+    "lr_sweep",
+    metavar="LIST",
+    panel=TRAIN,
+    help="Train once per learning rate with the script's own optimizer, e.g. 0.01,0.05,0.1,0.2. Implies --train.",
+)
+@click.option(
+    "--lr",
+    "lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    panel=TRAIN,
+    help="Learning rate for --train and --compare (default: the script's).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    panel=TRAIN,
+    help="Training runs in parallel (default: the number of cores).",
+)
+@click.option(
+    "--pptx",
+    is_flag=True,
+    panel=OUTPUT,
+    help="Also write slides.pptx (the deck for PowerPoint, the chain rule in the speaker notes); "
+    "implies --slides; needs pip install 'explain-graph[pptx]'.",
+)
 @click.version_option(package_name="explain-graph")
 def command(
     script: Path | None,
@@ -185,13 +302,32 @@ def command(
     out = check_out_path(Path("explained") / script.stem if out_dir is None else out_dir)
     err = Console(stderr=True)
     with _video_progress(video) as on_video_step:
-        report = _explain(script, list(script_args), out, step, run_to_end, theme, lang, digits,
-                          max_elements, fmt, rankdir, None if no_seed else seed,
-                          quality if video else None, on_video_step,
-                          fold=(depth, tuple(expand), max_nodes), slides=slides, html=html,
-                          full_trace=full_trace, force=force, training=training, pptx=pptx,
-                          on_wait=lambda folder: err.print(t("waiting", lang).format(folder=folder), style="yellow",
-                                                           highlight=False, markup=False))
+        report = _explain(
+            script,
+            list(script_args),
+            out,
+            step,
+            run_to_end,
+            theme,
+            lang,
+            digits,
+            max_elements,
+            fmt,
+            rankdir,
+            None if no_seed else seed,
+            quality if video else None,
+            on_video_step,
+            fold=(depth, tuple(expand), max_nodes),
+            slides=slides,
+            html=html,
+            full_trace=full_trace,
+            force=force,
+            training=training,
+            pptx=pptx,
+            on_wait=lambda folder: err.print(
+                t("waiting", lang).format(folder=folder), style="yellow", highlight=False, markup=False
+            ),
+        )
     from .summary import print_summary
 
     print_summary(report, digits=digits, lang=lang)
@@ -211,8 +347,9 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("rendering backward.mp4"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as progress:
+    with Progress(
+        TextColumn("rendering backward.mp4"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as progress:
         task = progress.add_task("video", total=None)
 
         def on_step(i: int, n: int) -> None:
@@ -221,9 +358,30 @@ def _video_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None
         yield on_step
 
 
-def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_elements, formats, rankdir, seed,
-             quality=None, on_video_step=None, fold=(None, (), 30), slides=False, html=False,
-             full_trace=False, force=False, on_wait=None, training=None, pptx=False):  # noqa: ANN001, ANN202
+def _explain(
+    script,
+    argv,
+    out_dir,
+    step,
+    run_to_end,
+    theme,
+    lang,
+    digits,
+    max_elements,
+    formats,
+    rankdir,
+    seed,
+    quality=None,
+    on_video_step=None,
+    fold=(None, (), 30),
+    slides=False,
+    html=False,
+    full_trace=False,
+    force=False,
+    on_wait=None,
+    training=None,
+    pptx=False,
+):  # noqa: ANN001, ANN202
     from .run import load_source
 
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
@@ -239,9 +397,13 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
         from .training.spec import TrainingOptions, parse_compare, parse_lrs
 
         compare, lr_sweep, lr, jobs = training
-        options = TrainingOptions(compare=parse_compare(compare) if compare else (),
-                                  lr_sweep=parse_lrs(lr_sweep) if lr_sweep else (), lr=lr, jobs=jobs,
-                                  max_elements=max_elements)
+        options = TrainingOptions(
+            compare=parse_compare(compare) if compare else (),
+            lr_sweep=parse_lrs(lr_sweep) if lr_sweep else (),
+            lr=lr,
+            jobs=jobs,
+            max_elements=max_elements,
+        )
     return explain_script(
         script,
         out_dir,
@@ -263,84 +425,16 @@ def _explain(script, argv, out_dir, step, run_to_end, theme, lang, digits, max_e
     )
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every cleanup on the way out runs."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup short
-    raise _Terminated
-
-
-def _stdout_closed() -> bool:
-    try:
-        return sys.stdout is None or os.fstat(sys.stdout.fileno()) is None
-    except (OSError, ValueError, AttributeError):
-        return True
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
     """``explain-graph``: the command, with every way out mapped to a documented exit status.
 
     0 done; 1 the output could not be written; 2 bad input or options (also a file of yours
     in the way); 3 the script raised; 4 nothing to explain; 5 an external tool failed;
-    70 a bug in explain-graph; 130 Ctrl-C; 143 SIGTERM.
+    70 a bug in explain-graph; 130 Ctrl-C; 143 SIGTERM (`explainer.exits`).
     """
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    if _stdout_closed():
-        _error(err, "standard output is closed: run explain-graph with it open (or redirected, >/dev/null)")
-        sys.exit(2)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        # Without standalone mode click returns --help's and --version's exit status, and
-        # raises everything else here, where each gets its exit status.
-        rv = command.main(args=argv, prog_name="explain-graph", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (KeyboardInterrupt, Abort):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _error(err, "interrupted: the output folder keeps its earlier files")
-        code = 130
-    except _Terminated:
-        _error(err, "terminated: the output folder keeps its earlier files")
-        code = 143
-    except SignalAfterCommit as exc:
-        _error(err, "interrupted after the new files were in place: the output folder holds this run's files")
-        code = 143 if exc.signum == signal.SIGTERM else 130
-    except UserScriptError as exc:
-        if exc.user_traceback:
-            sys.stderr.write(exc.user_traceback)
-        _error(err, str(exc))
-        code = exc.exit_code
-    except ExplainerError as exc:
-        _error(err, str(exc))
-        code = exc.exit_code
-    except OSError as exc:
-        _error(err, _os_error_message(exc))
-        code = 1
-    except Exception:  # a bug of ours: say so, with the full traceback to report
-        import traceback
-
-        traceback.print_exc()
-        _error(err, "explain-graph hit an internal error (traceback above): please report it with the script")
-        code = 70
-    sys.exit(code)
-
-
-def _os_error_message(exc: OSError) -> str:
-    where = exc.filename or "the output folder"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        from .tools import no_space_message
-
-        return no_space_message(where)
-    return (f"could not write the output ({exc.strerror or exc}: {where}): check the --out folder's permissions "
-            "and free space")
+    # Without standalone mode click returns --help's and --version's exit status, and
+    # raises everything else, where `run_guarded` gives each its exit status.
+    sys.exit(run_guarded(lambda: command.main(args=argv, prog_name="explain-graph", standalone_mode=False)))
 
 
 if __name__ == "__main__":  # pragma: no cover

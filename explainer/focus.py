@@ -101,15 +101,23 @@ def card(role: str, title: str, v: Any, digits: int = DEFAULT_DIGITS, lang: str 
     if isinstance(v, dict) and v.get("summary"):
         head = list(v.get("head") or [])
         shape = fmt_shape(v.get("shape") or [], lang)
-        notes = [f"{shape}   min {fmt_number(v.get('min'), digits)}   max {fmt_number(v.get('max'), digits)}",
-                 f"{t('mean', lang)} {fmt_number(v.get('mean'), digits)}   "
-                 f"{t('norm', lang)} {fmt_number(v.get('norm'), digits)}"]
+        notes = [
+            f"{shape}   min {fmt_number(v.get('min'), digits)}   max {fmt_number(v.get('max'), digits)}",
+            f"{t('mean', lang)} {fmt_number(v.get('mean'), digits)}   "
+            f"{t('norm', lang)} {fmt_number(v.get('norm'), digits)}",
+        ]
         if v.get("nan") or v.get("inf"):
             notes.append(f"NaN {v.get('nan', 0)}   Inf {v.get('inf', 0)}")
         notes[-1] += "   " + t("first_entries", lang)
         scale = max(_magnitude(v.get("min")), _magnitude(v.get("max")))
-        return Card(role, title, (tuple(fmt_number(x, digits) for x in head) + ("…",),), (tuple(head) + (None,),),
-                    tuple(notes), scale)
+        return Card(
+            role,
+            title,
+            (tuple(fmt_number(x, digits) for x in head) + ("…",),),
+            (tuple(head) + (None,),),
+            tuple(notes),
+            scale,
+        )
     rows = _clip(_grid(v))
     cells = tuple(tuple("…" if x == "…" else fmt_number(x, digits) for x in r) for r in rows)
     numbers = tuple(tuple(None if x == "…" else x for x in r) for r in rows)
@@ -150,8 +158,9 @@ def plain_step(before: Any, grad: Any, after: Any, lr: float | None) -> bool:
     return bool(np.allclose(a, b - lr * g, rtol=1e-5, atol=1e-7))
 
 
-def adam_first_step(before: Any, grad: Any, after: Any, hyper: dict[str, Any], name: str, label: str,
-                    digits: int = DEFAULT_DIGITS) -> UpdateMath | None:
+def adam_first_step(
+    before: Any, grad: Any, after: Any, hyper: dict[str, Any], name: str, label: str, digits: int = DEFAULT_DIGITS
+) -> UpdateMath | None:
     """Adam's (or AdamW's) first step written out, when it reproduces ``after``; else None.
 
     On the first step Adam's moments start at zero, so m, v and their bias corrections
@@ -193,16 +202,25 @@ def _plain_sgd(hyper: dict[str, Any]) -> bool:
     return not (hyper.get("momentum") or hyper.get("weight_decay") or hyper.get("maximize") or hyper.get("nesterov"))
 
 
-def update_math(before: Any, grad: Any, after: Any, lr: float | None, optimizer: dict[str, Any] | None,
-                label: str, digits: int = DEFAULT_DIGITS) -> UpdateMath:
+def update_math(
+    before: Any,
+    grad: Any,
+    after: Any,
+    lr: float | None,
+    optimizer: dict[str, Any] | None,
+    label: str,
+    digits: int = DEFAULT_DIGITS,
+) -> UpdateMath:
     """The update of one parameter, written out as far as the graph's numbers prove it."""
     name = (optimizer or {}).get("name") or ""
     hyper = dict((optimizer or {}).get("hyper") or {})
     if lr is not None and plain_step(before, grad, after, lr):
         g = _array(grad)
         step = _listed(-lr * g + 0.0) if g is not None else None  # + 0.0: no "−0"
-        return UpdateMath(f"{label} ← {label} − η·∂L/∂{label},  η = {fmt_number(lr, digits)}",
-                          ((f"∂L/∂{label}", grad), (f"−η·∂L/∂{label}", step)))
+        return UpdateMath(
+            f"{label} ← {label} − η·∂L/∂{label},  η = {fmt_number(lr, digits)}",
+            ((f"∂L/∂{label}", grad), (f"−η·∂L/∂{label}", step)),
+        )
     if name == "SGD" and lr is not None and _plain_sgd(hyper) and (_array(before) is None or _array(after) is None):
         # A large tensor (a summary in the graph): the rule is the optimizer's own, shown without entries.
         rule = f"{label} ← {label} − η·∂L/∂{label},  η = {fmt_number(lr, digits)}"

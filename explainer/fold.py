@@ -88,8 +88,6 @@ from .repeats import (
 # slides tall), and ``dot`` needs well under a second.
 
 
-
-
 @dataclass(frozen=True)
 class FoldOptions:
     """How the diagram is folded.
@@ -298,7 +296,9 @@ def fold(g: nx.DiGraph, depth: int, expand: Iterable[str] = (), repeats: bool = 
         ru, rv = rep[u], rep[v]
         if ru != rv:
             crossing.setdefault((ru, rv), []).append((u, v, d))
-    for (ru, rv), es in sorted(crossing.items(), key=lambda kv: (pos[members_of[kv[0][1]][0]], pos[members_of[kv[0][0]][0]])):
+    for (ru, rv), es in sorted(
+        crossing.items(), key=lambda kv: (pos[members_of[kv[0][1]][0]], pos[members_of[kv[0][0]][0]])
+    ):
         out.add_edge(ru, rv, **merged_edge(g, es))
 
     # 5. Backward order, compressed to the visible nodes.
@@ -338,7 +338,7 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
     first, last = paths[0], paths[-1]
     path = call_path(first)
     path_type = modules.get(path)
-    label = _label(path) + first[len(path):]  # "drop#2" for a call of a module run several times
+    label = _label(path) + first[len(path) :]  # "drop#2" for a call of a module run several times
     if len(paths) > 1:  # "layers.0–23", "encoder#1–8": keys of a run all match INDEXED
         label += "–" + INDEXED.match(last).group("index")  # type: ignore[union-attr]
     parent = path.rpartition(".")[0] or None
@@ -431,4 +431,3 @@ def _suggestion(view: nx.DiGraph) -> str | None:
         if d.get("kind") == "module" and (best is None or d["folded"] > best[0]):
             best = (d["folded"], d["path"])
     return best[1] if best else None
-

@@ -88,9 +88,7 @@ def build_graph(trace: Trace, max_elements: int = DEFAULT_MAX_ELEMENTS) -> nx.Di
         step=trace.step,
         backward_order=[node_id(k) for k in trace.backward_order],
         first_nonfinite=first_bad,
-        optimizer=(
-            {"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None
-        ),
+        optimizer=({"name": trace.optimizer.name, "hyper": dict(trace.optimizer.hyper)} if trace.optimizer else None),
         losses=[json_number(x) for x in trace.losses],
         modules=dict(trace.modules),
         notes=[note_text({"key": n.key, "params": n.params}) for n in trace.notes],
@@ -202,7 +200,9 @@ def loads(text: str) -> nx.DiGraph:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SchemaError(f"not a graph.json file ({exc.msg} at line {exc.lineno}): pass a graph.json written by explain-graph") from None
+        raise SchemaError(
+            f"not a graph.json file ({exc.msg} at line {exc.lineno}): pass a graph.json written by explain-graph"
+        ) from None
     if not isinstance(data, dict) or data.get("graph", {}).get("schema") != SCHEMA:
         raise SchemaError(f"not an {SCHEMA} graph: pass a graph.json written by this version of explain-graph")
     return nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")

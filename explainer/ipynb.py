@@ -75,8 +75,10 @@ def read_notebook(path: Path) -> NotebookCode:
         if not isinstance(cells, list):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise ScriptSyntaxError(f"{path} is not a Jupyter notebook (no JSON with cells): pass a .py script or an "
-                                ".ipynb saved by Jupyter or Colab") from None
+        raise ScriptSyntaxError(
+            f"{path} is not a Jupyter notebook (no JSON with cells): pass a .py script or an "
+            ".ipynb saved by Jupyter or Colab"
+        ) from None
     code = NotebookCode()
     number = 0
     for cell in cells:

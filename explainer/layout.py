@@ -4,22 +4,24 @@
 image formats asked for (the static diagram). `lay_out` lays out several graphs in
 one ``dot`` process and returns each one's positions (`Layout`) with its SVG, both
 from the very same layout: the frame that the video, the slides and the page draw
-(`explainer.story`) comes from one such call. `run_dot_best` lays out a few candidates
-(the diagram both ways) in one process and keeps the files of the best.
+(`explainer.story`) comes from one such call. `layouts_of` gives only the positions of a few
+candidates (the diagram both ways, to choose its direction).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .tools import check_file, find_tool, run_tool, undate_pdf
 
 POINTS_PER_INCH = 72.0
+_CLUSTER_G = re.compile(
+    r'<g id="clust\d+" class="cluster">(?P<rest>\s*<title>(?P<name>[^<]*)</title>.*?</g>)', re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,14 @@ def run_dot(
         for fmt, path in outputs.items():
             cmd += [f"-T{fmt}", f"-o{path}"]
         writes = next(iter(outputs.values())).parent if outputs else None
-        run_tool(cmd, "dot", stdin=source.encode("utf-8"), timeout=timeout, writes=writes,
-                 timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
+        run_tool(
+            cmd,
+            "dot",
+            stdin=source.encode("utf-8"),
+            timeout=timeout,
+            writes=writes,
+            timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes",
+        )
         for fmt, path in outputs.items():
             check_file(path, fmt, "dot")
             if fmt == "pdf":
@@ -87,27 +95,37 @@ def lay_out(sources: list[str], timeout: float = 600.0) -> list[LaidOut]:
     """
     with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
         each = _dot_each(sources, ("svg",), Path(tmp), timeout)
-        return [LaidOut(layout, files["svg"].read_text(encoding="utf-8")) for layout, files in each]
+        return [LaidOut(layout, canonical_svg(files["svg"].read_text(encoding="utf-8"))) for layout, files in each]
 
 
-def run_dot_best(sources: list[str], outputs: dict[str, Path], choose: Callable[[list[Layout]], int],
-                 timeout: float = 600.0) -> Layout:
-    """Lay out every source in ONE ``dot`` process, each with every format of ``outputs``;
-    keep the files of the layout ``choose`` picks (its index) at ``outputs``, return its positions.
-
-    For a small graph drawn both ways to see which fits the page (`explainer.render.graphviz`):
-    writing the images of both costs less than a second ``dot`` process.
-    """
+def layouts_of(sources: list[str], timeout: float = 600.0) -> list[Layout]:
+    """Positions of every DOT source in ``sources``, from ONE ``dot`` process (no image files)."""
     with tempfile.TemporaryDirectory(prefix="explain-graph-") as tmp:
-        each = _dot_each(sources, tuple(outputs), Path(tmp), timeout)
-        layout, files = each[choose([lay for lay, _ in each])]
-        for fmt, path in outputs.items():
-            shutil.move(str(files[fmt]), path)
-        return layout
+        return [layout for layout, _ in _dot_each(sources, (), Path(tmp), timeout)]
 
 
-def _dot_each(sources: list[str], formats: tuple[str, ...], tmp: Path,
-              timeout: float) -> list[tuple[Layout, dict[str, Path]]]:
+def canonical_svg(text: str) -> str:
+    """``dot``'s SVG with its cluster groups in the order the DOT source declared them.
+
+    Graphviz (2.43) emits the clusters of every graph after the first of one process in an
+    order that varies from run to run (positions do not): sorted here by their names,
+    numbered in declaration order by `explainer.render.graphviz`, so that outer frames are
+    painted before inner ones and the file is the same bytes on every run.
+    """
+    blocks = list(_CLUSTER_G.finditer(text))
+    if len(blocks) < 2:
+        return text
+    ordered = sorted(blocks, key=lambda m: [int(x) for x in re.findall(r"\d+", m.group("name"))])
+    out, pos = [], 0
+    for k, (slot, block) in enumerate(zip(blocks, ordered), 1):
+        out += [text[pos : slot.start()], f'<g id="clust{k}" class="cluster">', block.group("rest")]
+        pos = slot.end()
+    return "".join(out) + text[pos:]
+
+
+def _dot_each(
+    sources: list[str], formats: tuple[str, ...], tmp: Path, timeout: float
+) -> list[tuple[Layout, dict[str, Path]]]:
     """Run one ``dot -O`` over ``sources``: each graph's layout and its files in ``tmp``.
 
     ``dot -O`` names its outputs after the input file, one set per graph (``g.gv.json0``,
@@ -118,8 +136,13 @@ def _dot_each(sources: list[str], formats: tuple[str, ...], tmp: Path,
         return []
     src = tmp / "g.gv"
     src.write_text("".join(sources), encoding="utf-8")
-    run_tool([find_tool("dot"), "-Tjson0", *(f"-T{fmt}" for fmt in formats), "-O", str(src)], "dot",
-             timeout=timeout, writes=tmp, timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes")
+    run_tool(
+        [find_tool("dot"), "-Tjson0", *(f"-T{fmt}" for fmt in formats), "-O", str(src)],
+        "dot",
+        timeout=timeout,
+        writes=tmp,
+        timeout_hint=" to lay out this graph: fold it with --depth to draw fewer nodes",
+    )
     out = []
     for i in range(len(sources)):
         stem = src.name if i == 0 else f"{src.name}.{i + 1}"

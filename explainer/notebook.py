@@ -98,7 +98,9 @@ class Diagram:
         check_font(lang)
         self.graph: nx.DiGraph = _graph_of(obj)
         self.options = DiagramOptions(theme=theme, lang=lang, digits=digits, rankdir=rankdir, title=title)
-        self.fold: FoldResult = fold_for_display(self.graph, FoldOptions(depth=depth, expand=tuple(expand), max_nodes=max_nodes))
+        self.fold: FoldResult = fold_for_display(
+            self.graph, FoldOptions(depth=depth, expand=tuple(expand), max_nodes=max_nodes)
+        )
 
     @property
     def shown(self) -> nx.DiGraph:
@@ -127,8 +129,15 @@ class Diagram:
 
         return StepThrough(build_html(build_story(self.shown, self.options)))
 
-    def save(self, out_dir: str | Path, *, slides: bool = False, html: bool = False,
-             formats: tuple[str, ...] = FORMATS, force: bool = False) -> list[Path]:
+    def save(
+        self,
+        out_dir: str | Path,
+        *,
+        slides: bool = False,
+        html: bool = False,
+        formats: tuple[str, ...] = FORMATS,
+        force: bool = False,
+    ) -> list[Path]:
         """Write graph.svg/png/pdf and graph.json (and the deck, the page) into ``out_dir``.
 
         Files of yours with those names stay untouched (an error says so) unless ``force``.
@@ -136,14 +145,17 @@ class Diagram:
         from .pipeline import write_outputs
 
         shown = self.shown if self.fold.folded else None
-        return write_outputs(self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html,
-                             force=force)
+        return write_outputs(
+            self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html, force=force
+        )
 
     def __repr__(self) -> str:
         loss_id = self.graph.graph.get("loss")
         loss = self.graph.nodes[loss_id].get("value") if loss_id in self.graph else None
-        return (f"<explainer.Diagram: {self.shown.number_of_nodes()} nodes, loss {loss}; "
-                "displays inline in Jupyter/Colab, .save(dir) writes the files>")
+        return (
+            f"<explainer.Diagram: {self.shown.number_of_nodes()} nodes, loss {loss}; "
+            "displays inline in Jupyter/Colab, .save(dir) writes the files>"
+        )
 
 
 class StepThrough:
@@ -154,8 +166,10 @@ class StepThrough:
         self.height = height
 
     def _repr_html_(self) -> str:
-        return (f'<iframe srcdoc="{_html.escape(self.page, quote=True)}" sandbox="allow-scripts" '
-                f'style="width: 100%; height: {self.height}px; border: 1px solid #d1d5db; border-radius: 6px;"></iframe>')
+        return (
+            f'<iframe srcdoc="{_html.escape(self.page, quote=True)}" sandbox="allow-scripts" '
+            f'style="width: 100%; height: {self.height}px; border: 1px solid #d1d5db; border-radius: 6px;"></iframe>'
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the page as a file (it works offline)."""
@@ -225,8 +239,9 @@ class Show:
         _display(self.diagram.steps() if self.steps else self.diagram)
 
 
-def show(obj: Any = None, /, *, steps: bool = False, step: int = 1, full_trace: bool = False,
-         **options: Any) -> Show | None:
+def show(
+    obj: Any = None, /, *, steps: bool = False, step: int = 1, full_trace: bool = False, **options: Any
+) -> Show | None:
     """Display a traced step inline; with no argument, a context manager that traces its block.
 
     ``explainer.show(x)`` draws ``x`` (a trace, a Tracer, a graph) now and returns

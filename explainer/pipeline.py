@@ -49,8 +49,9 @@ class Report:
     training: Any = None  # explainer.training.record.TrainingRecord with --train/--compare/--lr-sweep
 
 
-def required_tools(video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en",
-                   pptx: bool = False) -> None:
+def required_tools(
+    video: bool = False, slides: bool = False, losses: bool = False, lang: str = "en", pptx: bool = False
+) -> None:
     """Check, in seconds, that every tool, extra and font the requested outputs need is there.
 
     Runs before the script, so a missing one costs no traced run.
@@ -184,14 +185,20 @@ def explain_script(
         run = replace(run, record=record)
     diagram = diagram or DiagramOptions(title=Path(script).name)
     load_source(Path(script))  # a missing script or a syntax error before anything else
-    required_tools(video=video is not None, slides=slides or pptx, losses=run.run_to_end, lang=diagram.lang,
-                   pptx=pptx)
+    required_tools(video=video is not None, slides=slides or pptx, losses=run.run_to_end, lang=diagram.lang, pptx=pptx)
     if training is not None:
         require_extra("plots", "--train, --compare and --lr-sweep")
         if slides or pptx:
             find_tool("pdfunite")  # the training pages join the deck
-    planned = planned_outputs(formats, losses=run.run_to_end, video=video is not None, slides=slides, html=html,
-                              training=training is not None, pptx=pptx)
+    planned = planned_outputs(
+        formats,
+        losses=run.run_to_end,
+        video=video is not None,
+        slides=slides,
+        html=html,
+        training=training is not None,
+        pptx=pptx,
+    )
     with open_output(out_dir, planned, force=force, on_wait=on_wait) as folder:
         result = run_script(script, argv, run)
         g = build_graph(result.trace, max_elements=max_elements)
@@ -202,18 +209,40 @@ def explain_script(
             from .training.explain import run_training, training_writer
 
             trained = run_training(script, argv, training, seed=run.seed)
-            extra = training_writer(trained, diagram, video.quality if video else None, slides=slides or pptx,
-                                    html=html)
-        render_outputs(g, folder.staging_path, diagram, formats, losses, run.step, video, on_video_step,
-                       shown=view.graph if view.folded else None, slides=slides, html=html, extra=extra,
-                       pptx=pptx)
+            extra = training_writer(
+                trained, diagram, video.quality if video else None, slides=slides or pptx, html=html
+            )
+        render_outputs(
+            g,
+            folder.staging_path,
+            diagram,
+            formats,
+            losses,
+            run.step,
+            video,
+            on_video_step,
+            shown=view.graph if view.folded else None,
+            slides=slides,
+            html=html,
+            extra=extra,
+            pptx=pptx,
+        )
         files = folder.commit(planned)
-    return Report(graph=g, trace=result.trace, files=files, losses=result.losses, fold=view, ended=result.ended,
-                  skipped=result.skipped, training=trained)
+    return Report(
+        graph=g,
+        trace=result.trace,
+        files=files,
+        losses=result.losses,
+        fold=view,
+        ended=result.ended,
+        skipped=result.skipped,
+        training=trained,
+    )
 
 
-def draw(g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, force: bool = False,
-         **options: Any) -> list[Path]:
+def draw(
+    g: nx.DiGraph, out_dir: str | Path, slides: bool = False, html: bool = False, force: bool = False, **options: Any
+) -> list[Path]:
     """Write graph.svg/png/pdf and graph.json for graph ``g`` into ``out_dir`` (the Python API).
 
     ``options`` are `DiagramOptions` fields (``theme``, ``lang``, ``digits``...);

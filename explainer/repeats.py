@@ -35,7 +35,7 @@ def _signature(g: nx.DiGraph, key: str, members: list[str]) -> tuple[Any, ...]:
     local = {n: i for i, n in enumerate(members)}
     nodes = tuple(
         (
-            (d.get("module") or "")[len(path):],
+            (d.get("module") or "")[len(path) :],
             d["kind"],
             d.get("op"),
             tuple(d.get("shape") or ()),
@@ -138,8 +138,13 @@ def stacked_node(g: nx.DiGraph, members: list[str]) -> dict[str, Any]:
     """One node for a stack of inputs: the first one's attributes, labelled ``a … b``, with its count."""
     first, last = g.nodes[members[0]], g.nodes[members[-1]]
     attrs = dict(first)
-    attrs.update(label=f"{first['label']} … {last['label']}", name=None, repeat=len(members),
-                 members=list(members), folded=len(members))
+    attrs.update(
+        label=f"{first['label']} … {last['label']}",
+        name=None,
+        repeat=len(members),
+        members=list(members),
+        folded=len(members),
+    )
     return attrs
 
 

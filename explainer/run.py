@@ -150,8 +150,12 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     options = options or RunOptions()
     script = Path(path)
     source = load_source(script)
-    session = Session(step=options.step, stop_when_done=not options.run_to_end, keep_elements=options.keep_elements,
-                      record=options.record)
+    session = Session(
+        step=options.step,
+        stop_when_done=not options.run_to_end,
+        keep_elements=options.keep_elements,
+        record=options.record,
+    )
 
     module = types.ModuleType("__main__")
     module.__file__ = str(script)
@@ -188,8 +192,9 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
                 ) from None
     trace = session.finish(module.__dict__)
     trace.source = os.path.basename(str(script))
-    return RunResult(trace=trace, losses=list(session.losses), stopped_early=stopped, ended=ended,
-                     skipped=source.skipped)
+    return RunResult(
+        trace=trace, losses=list(session.losses), stopped_early=stopped, ended=ended, skipped=source.skipped
+    )
 
 
 def _exit_status(script: Path, code: Any, how: str, where: str, traced: bool) -> dict[str, Any] | None:

@@ -87,8 +87,9 @@ def _user_warning_locations(is_user_file: Callable[[str], bool]) -> Iterator[Non
 
 
 @contextmanager
-def script_environment(script: Path, argv: list[str], module: types.ModuleType,
-                       is_user_file: Callable[[str], bool]) -> Iterator[None]:
+def script_environment(
+    script: Path, argv: list[str], module: types.ModuleType, is_user_file: Callable[[str], bool]
+) -> Iterator[None]:
     """Run the body as ``python script argv...`` would see the process; restore it after."""
     saved_main = sys.modules.get("__main__")
     saved_argv, saved_path, saved_cwd = sys.argv[:], sys.path[:], os.getcwd()

@@ -29,9 +29,12 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
     )
     skipped = getattr(report, "skipped", None)
     if skipped:
-        lines = "; ".join(skipped[:6]) + ("" if len(skipped) <= 6 else "; " + t("more", lang).format(n=len(skipped) - 6))
-        console.print(f"[yellow]{e(t('notes', lang))}:[/] {e(t('skipped_ipython', lang).format(lines=lines))}",
-                      highlight=False)
+        lines = "; ".join(skipped[:6]) + (
+            "" if len(skipped) <= 6 else "; " + t("more", lang).format(n=len(skipped) - 6)
+        )
+        console.print(
+            f"[yellow]{e(t('notes', lang))}:[/] {e(t('skipped_ipython', lang).format(lines=lines))}", highlight=False
+        )
     for note in notes_of(g, lang):
         console.print(f"[yellow]{e(t('notes', lang))}:[/] {e(note)}", highlight=False)
     every_leaf = [(n, d) for n, d in g.nodes(data=True) if d["kind"] in ("param", "leaf")]
@@ -58,8 +61,9 @@ def print_summary(report: Any, digits: int = 4, lang: str = "en", console: Conso
         console.print(f"[green]{e(t('wrote', lang))}[/] {e(files_line(report.files, lang))}", highlight=False)
 
 
-def _leaf_table(console: Console, g: Any, rows: list[dict[str, Any]], first_column: str, digits: int,
-                lang: str) -> None:
+def _leaf_table(
+    console: Console, g: Any, rows: list[dict[str, Any]], first_column: str, digits: int, lang: str
+) -> None:
     """Value, gradient and update of each parameter; the first few of a large model, then a count."""
     opt = g.graph.get("optimizer")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)

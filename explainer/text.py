@@ -458,7 +458,9 @@ def _flatten(v: Any) -> list[Any]:
     return [v]
 
 
-def summary_lines(s: dict[str, Any], digits: int = DEFAULT_DIGITS, lang: str = "en", intended: bool = False) -> list[str]:
+def summary_lines(
+    s: dict[str, Any], digits: int = DEFAULT_DIGITS, lang: str = "en", intended: bool = False
+) -> list[str]:
     """A summary's lines: mean and norm, range, then NaN/Inf counts (with a warning sign
     unless ``intended``: a mask's -inf); a sparse tensor first says how many entries it stores."""
     line = (

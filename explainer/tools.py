@@ -40,8 +40,10 @@ FULL_DISK_BYTES = 64 * 1024
 
 
 def no_space_message(where: Path | str) -> str:
-    return (f"no space left on the device while writing {where}: free some space or choose another --out "
-            "(the output folder keeps its earlier files)")
+    return (
+        f"no space left on the device while writing {where}: free some space or choose another --out "
+        "(the output folder keeps its earlier files)"
+    )
 
 
 def disk_full(folder: Path) -> bool:
@@ -51,8 +53,15 @@ def disk_full(folder: Path) -> bool:
         return False
 
 
-def run_tool(cmd: list[str], what: str, *, stdin: bytes | None = None, timeout: float = 600.0,
-             timeout_hint: str = "", writes: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_tool(
+    cmd: list[str],
+    what: str,
+    *,
+    stdin: bytes | None = None,
+    timeout: float = 600.0,
+    timeout_hint: str = "",
+    writes: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``cmd``; a non-zero exit or a time-out becomes a one-line error naming ``what``.
 
     ``SOURCE_DATE_EPOCH`` is set so tools that date their output (PDF) write the same
@@ -95,14 +104,17 @@ def check_file(path: Path, fmt: str, what: str) -> None:
     try:
         data = path.read_bytes()
     except OSError:
-        raise _error_class(name)(f"{what} reported success but wrote no {path.name}: "
-                                 "check the tool's installation and try again") from None
+        raise _error_class(name)(
+            f"{what} reported success but wrote no {path.name}: check the tool's installation and try again"
+        ) from None
     if not _complete(data, fmt):
         if disk_full(path.parent):
             raise OutputWriteError(no_space_message(path.parent))
         state = "an empty" if not data else "an incomplete"
-        raise _error_class(name)(f"{what} reported success but wrote {state} {path.name}: "
-                                 "check the tool's installation and the free disk space, then try again")
+        raise _error_class(name)(
+            f"{what} reported success but wrote {state} {path.name}: "
+            "check the tool's installation and the free disk space, then try again"
+        )
 
 
 #: What each extra brings, and the system packages its Python packages need to build.
@@ -119,7 +131,7 @@ def require_extra(extra: str, what: str) -> None:
     module, system = EXTRAS[extra]
     if importlib.util.find_spec(module) is None:
         first = f" (on Debian/Ubuntu/Colab first: {system})" if system else ""
-        raise ToolError(f"{what} needs {module}, which is not installed: pip install \"explain-graph[{extra}]\"{first}")
+        raise ToolError(f'{what} needs {module}, which is not installed: pip install "explain-graph[{extra}]"{first}')
 
 
 #: Languages whose labels need a font beyond Latin, as fontconfig names them.
@@ -132,10 +144,14 @@ def check_font(lang: str) -> None:
     fc_list = shutil.which("fc-list")
     if code is None or fc_list is None:
         return
-    found = subprocess.run([fc_list, f":lang={code}", "family"], capture_output=True, text=True, check=False, timeout=30)
+    found = subprocess.run(
+        [fc_list, f":lang={code}", "family"], capture_output=True, text=True, check=False, timeout=30
+    )
     if found.returncode == 0 and not found.stdout.strip():
-        raise ToolError(f"--lang {lang} needs a font with its letters and none is installed: sudo apt-get install "
-                        "fonts-noto-cjk (Colab: !apt-get install -y fonts-noto-cjk), then run again")
+        raise ToolError(
+            f"--lang {lang} needs a font with its letters and none is installed: sudo apt-get install "
+            "fonts-noto-cjk (Colab: !apt-get install -y fonts-noto-cjk), then run again"
+        )
 
 
 _PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}[^)]*\)")
@@ -159,4 +175,15 @@ def undate_pdf(path: Path) -> None:
         path.write_bytes(new)
 
 
-__all__ = ["EXTRAS", "PACKAGES", "check_file", "check_font", "require_extra", "disk_full", "find_tool", "no_space_message", "run_tool", "undate_pdf"]
+__all__ = [
+    "EXTRAS",
+    "PACKAGES",
+    "check_file",
+    "check_font",
+    "require_extra",
+    "disk_full",
+    "find_tool",
+    "no_space_message",
+    "run_tool",
+    "undate_pdf",
+]

@@ -24,8 +24,10 @@ class Backprop(BackpropScene):
 
     def __init__(self, **kwargs: Any) -> None:
         path = os.environ.get("EXPLAIN_GRAPH_JSON", "explained/linear_regression/graph.json")
-        options = DiagramOptions(theme=os.environ.get("EXPLAIN_GRAPH_THEME", "light"),
-                                 lang=os.environ.get("EXPLAIN_GRAPH_LANG", "en"),
-                                 digits=int(os.environ.get("EXPLAIN_GRAPH_DIGITS", str(DEFAULT_DIGITS))))
+        options = DiagramOptions(
+            theme=os.environ.get("EXPLAIN_GRAPH_THEME", "light"),
+            lang=os.environ.get("EXPLAIN_GRAPH_LANG", "en"),
+            digits=int(os.environ.get("EXPLAIN_GRAPH_DIGITS", str(DEFAULT_DIGITS))),
+        )
         # The same view as the CLI's diagram and video: folded when the graph is large.
         super().__init__(build_story(fold_for_display(load_graph(path)).graph, options), **kwargs)

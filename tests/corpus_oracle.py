@@ -107,7 +107,9 @@ class Oracle:
         found = self.find_params(sys._getframe(2))
         for key, (names, p) in found.items():
             self.params[key] = {
-                "names": names, "tensor": p, "value": p.detach().clone(),
+                "names": names,
+                "tensor": p,
+                "value": p.detach().clone(),
                 "pre": None if p.grad is None else p.grad.detach().clone(),
             }
         out = fn(*args, **kwargs)
@@ -152,12 +154,14 @@ class Oracle:
         out = []
         for entry in self.params.values():
             updated = "after" in entry and not torch.equal(entry["after"], entry["value"])
-            out.append({
-                "names": entry["names"],
-                "value": entry["value"].tolist(),
-                "grad": entry["grad"].tolist() if "grad" in entry else None,
-                "after": entry["after"].tolist() if updated else None,
-            })
+            out.append(
+                {
+                    "names": entry["names"],
+                    "value": entry["value"].tolist(),
+                    "grad": entry["grad"].tolist() if "grad" in entry else None,
+                    "after": entry["after"].tolist() if updated else None,
+                }
+            )
         return {"loss": self.loss, "params": out, "backward_calls": self.calls}
 
 

@@ -52,8 +52,9 @@ def read_numbers(img: Image.Image, scale: int = 3, want: list[str] | None = None
         for threshold in (120, 170):
             grey.point(lambda p, th=threshold: 255 if p > th else 0).save(path)
             for psm in ("6", "11"):
-                out = subprocess.run([TESSERACT or "tesseract", str(path), "-", "--psm", psm], capture_output=True,
-                                     text=True, check=True).stdout
+                out = subprocess.run(
+                    [TESSERACT or "tesseract", str(path), "-", "--psm", psm], capture_output=True, text=True, check=True
+                ).stdout
                 out = re.sub("[−–—]", "-", out)
                 tokens.update(t.rstrip(".,") for t in re.findall(r"-?\d[\d.e-]*", out))
                 if want is not None and set(want) <= tokens:

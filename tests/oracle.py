@@ -40,7 +40,9 @@ def jtensor(v: Any) -> torch.Tensor:
     return torch.tensor(conv(v), dtype=torch.float64)
 
 
-def assert_value(v: Any, t: torch.Tensor | None, what: str = "", exact: bool = True, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+def assert_value(
+    v: Any, t: torch.Tensor | None, what: str = "", exact: bool = True, rtol: float = 1e-6, atol: float = 1e-9
+) -> None:
     """Graph JSON value ``v`` equals tensor ``t`` (exactly, or within tolerance)."""
     assert t is not None, f"{what}: the oracle has no tensor (graph has {v!r})"
     t = t.detach().to(torch.float64).cpu()
@@ -65,8 +67,12 @@ def assert_summary(v: dict, t: torch.Tensor, what: str = "") -> None:
     assert v["inf"] == int(torch.isinf(flat).sum()), what
     assert float(v["min"]) == float(finite.min()), f"{what}: min"
     assert float(v["max"]) == float(finite.max()), f"{what}: max"
-    assert math.isclose(float(v["mean"]), float(flat.mean()), rel_tol=1e-5, abs_tol=1e-6), f"{what}: mean {v['mean']} vs {float(flat.mean())}"
-    assert math.isclose(float(v["norm"]), float(flat.norm()), rel_tol=1e-5), f"{what}: norm {v['norm']} vs {float(flat.norm())}"
+    assert math.isclose(float(v["mean"]), float(flat.mean()), rel_tol=1e-5, abs_tol=1e-6), (
+        f"{what}: mean {v['mean']} vs {float(flat.mean())}"
+    )
+    assert math.isclose(float(v["norm"]), float(flat.norm()), rel_tol=1e-5), (
+        f"{what}: norm {v['norm']} vs {float(flat.norm())}"
+    )
     head = [float(x) for x in v["head"]]
     assert head == flat[: len(head)].tolist() and len(head) == min(6, flat.numel()), f"{what}: head {head}"
 
@@ -103,7 +109,9 @@ def map_graph(g: nx.DiGraph, loss: torch.Tensor) -> dict[str, Any]:
         nid = queue.pop()
         fn = m[nid]
         d = g.nodes[nid]
-        assert d["autograd"] == fn.name().split("::")[-1], f"{nid} ({d['label']}): graph says {d['autograd']}, autograd has {fn.name()}"
+        assert d["autograd"] == fn.name().split("::")[-1], (
+            f"{nid} ({d['label']}): graph says {d['autograd']}, autograd has {fn.name()}"
+        )
         covered: set[int] = set()
         for src, _, e in g.in_edges(nid, data=True):
             if g.nodes[src]["kind"] in ("input", "buffer"):
@@ -119,7 +127,9 @@ def map_graph(g: nx.DiGraph, loss: torch.Tensor) -> dict[str, Any]:
                     m[src] = child
                     queue.append(src)
         wanted = {i for i, (c, _) in enumerate(fn.next_functions) if c is not None}
-        assert covered == wanted, f"{nid} ({d['label']}): graph edges cover slots {sorted(covered)}, autograd has {sorted(wanted)}"
+        assert covered == wanted, (
+            f"{nid} ({d['label']}): graph edges cover slots {sorted(covered)}, autograd has {sorted(wanted)}"
+        )
     # one graph node per oracle autograd node, and every non-input graph node mapped
     reach: dict[int, Any] = {}
     stack = [loss.grad_fn]
@@ -175,11 +185,17 @@ def check_against_oracle(
         if d["kind"] != "input":
             continue
         assert d["grad"] is None, nid
-        hits = [i for i, t in enumerate(inputs) if list(t.shape) == d["shape"] and torch.equal(jtensor(d["value"]), t.double())]
+        hits = [
+            i
+            for i, t in enumerate(inputs)
+            if list(t.shape) == d["shape"] and torch.equal(jtensor(d["value"]), t.double())
+        ]
         assert hits, f"input node {nid} ({d['label']}) value {d['value']} is none of the expected inputs"
         for i in hits:
             found[i] = True
-    assert all(found), f"expected inputs missing from the graph: {[tuple(t.shape) for t, f in zip(inputs, found) if not f]}"
+    assert all(found), (
+        f"expected inputs missing from the graph: {[tuple(t.shape) for t, f in zip(inputs, found) if not f]}"
+    )
     return m
 
 
@@ -229,7 +245,9 @@ def check_backward_steps(g: nx.DiGraph) -> None:
     assert nx.is_directed_acyclic_graph(g)
 
 
-def check_all(g: nx.DiGraph, loss: torch.Tensor, keep: Keep, inputs: Iterable[torch.Tensor] = (), **kw: Any) -> dict[str, Any]:
+def check_all(
+    g: nx.DiGraph, loss: torch.Tensor, keep: Keep, inputs: Iterable[torch.Tensor] = (), **kw: Any
+) -> dict[str, Any]:
     m = check_against_oracle(g, loss, keep.tensors, inputs, **kw)
     check_edge_grads(g)
     check_backward_steps(g)
@@ -313,5 +331,7 @@ programs = st.lists(
     st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=7
 )
 leaf_values = st.lists(
-    st.lists(st.floats(-1.5, 1.5, allow_nan=False, allow_infinity=False), min_size=2, max_size=2), min_size=1, max_size=3
+    st.lists(st.floats(-1.5, 1.5, allow_nan=False, allow_infinity=False), min_size=2, max_size=2),
+    min_size=1,
+    max_size=3,
 )

@@ -73,8 +73,12 @@ def test_no_import_cycles_at_any_depth() -> None:
 
 def test_no_private_names_across_modules() -> None:
     g = import_graph()
-    crossing = sorted(f"{u} uses {v}.{n}" for u, v, d in g.edges(data=True) for n in d.get("names", ())
-                      if n.startswith("_") and not n.startswith("__"))
+    crossing = sorted(
+        f"{u} uses {v}.{n}"
+        for u, v, d in g.edges(data=True)
+        for n in d.get("names", ())
+        if n.startswith("_") and not n.startswith("__")
+    )
     assert crossing == []
 
 

@@ -16,7 +16,11 @@ def test_bench_quick_prints_the_ratios() -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     r = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--markdown"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr
     assert "explain-graph vs plain PyTorch and torchviz" in r.stdout  # the rich table
@@ -32,7 +36,12 @@ def test_bench_quick_prints_the_ratios() -> None:
 
 
 def test_video_bench_quick_prints_its_table() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "video_bench.py"), "--sizes", "5", "--no-mlp"],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "video_bench.py"), "--sizes", "5", "--no-mlp"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "s/step" in proc.stdout and "x" in proc.stdout

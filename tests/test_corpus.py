@@ -97,13 +97,27 @@ def run(name: str, tmp_root: Path) -> Run:
         out = tmp_root / name
         env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="400", PYTHONUNBUFFERED="1")
         start = time.perf_counter()
-        proc = subprocess.run([*CLI, str(CORPUS / f"{name}.py"), "--out", str(out), "--format", "png,svg"],
-                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root, check=False)
+        proc = subprocess.run(
+            [*CLI, str(CORPUS / f"{name}.py"), "--out", str(out), "--format", "png,svg"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=tmp_root,
+            check=False,
+        )
         seconds = time.perf_counter() - start
         assert proc.returncode == 0, proc.stderr[-3000:]
         oracle_json = tmp_root / f"{name}.oracle.json"
-        done = subprocess.run([sys.executable, str(ORACLE), str(CORPUS / f"{name}.py"), str(oracle_json)],
-                              capture_output=True, text=True, timeout=600, env=env, cwd=tmp_root, check=False)
+        done = subprocess.run(
+            [sys.executable, str(ORACLE), str(CORPUS / f"{name}.py"), str(oracle_json)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=tmp_root,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         graph = loads((out / "graph.json").read_text(encoding="utf-8"))
         _RUNS[name] = Run(name, graph, proc.stdout, out, json.loads(oracle_json.read_text()), seconds)
@@ -228,7 +242,8 @@ def test_picture_is_readable(name: str, tmp_root: Path) -> None:
     # An input labelled by its op is drawn with the data it came from (data -> view); one
     # with no such edge would be a name lost.
     unexplained = {
-        d["label"] for n, d in g.nodes(data=True)
+        d["label"]
+        for n, d in g.nodes(data=True)
         if d["kind"] == "input" and d["label"] in GENERIC and not any(True for _ in g.predecessors(n))
     }
     generic = unexplained - ALLOWED_GENERIC.get(name, set())
@@ -240,9 +255,9 @@ def test_picture_is_readable(name: str, tmp_root: Path) -> None:
     for _, d in g.nodes(data=True):
         if d["kind"] == "param" and d["module"]:
             m_ = d["module"]
-            assert any(m == m_ or m.startswith(m_ + ".") or (m in light and m_.startswith(m + ".")) for m in op_modules), (
-                f"{d['label']} sits in {d['module']}, where no op ran: {sorted(op_modules)}"
-            )
+            assert any(
+                m == m_ or m.startswith(m_ + ".") or (m in light and m_.startswith(m + ".")) for m in op_modules
+            ), f"{d['label']} sits in {d['module']}, where no op ran: {sorted(op_modules)}"
     w, h = png_size(r.out / "graph.png")
     assert 1 / MAX_ASPECT <= w / h <= MAX_ASPECT, f"{w}x{h}: a strip"
     assert max(w, h) <= MAX_SIDE_PX, f"{w}x{h}: larger than the 16:9 budget"
@@ -344,11 +359,19 @@ def _check_manual(lr: float) -> Any:
 
 
 CHECKS = {
-    "dcgan": _check_dcgan, "time_sequence_lbfgs": _check_lbfgs, "seq2seq_two_optimizers": _check_seq2seq,
-    "small_gpt": _check_gpt, "word_language_model": _check_word_lm, "korean_mnist_bn": _check_korean,
-    "gcn": _check_gcn, "dynamic_net": _check_dynamic, "custom_function": _check_custom,
-    "evaluate_no_grad": _check_no_grad, "evaluate_inference_mode": _check_no_grad,
-    "handwritten_sgd_large": _check_manual(1e-6), "autograd_grad_loop": _check_manual(0.1),
+    "dcgan": _check_dcgan,
+    "time_sequence_lbfgs": _check_lbfgs,
+    "seq2seq_two_optimizers": _check_seq2seq,
+    "small_gpt": _check_gpt,
+    "word_language_model": _check_word_lm,
+    "korean_mnist_bn": _check_korean,
+    "gcn": _check_gcn,
+    "dynamic_net": _check_dynamic,
+    "custom_function": _check_custom,
+    "evaluate_no_grad": _check_no_grad,
+    "evaluate_inference_mode": _check_no_grad,
+    "handwritten_sgd_large": _check_manual(1e-6),
+    "autograd_grad_loop": _check_manual(0.1),
 }
 
 

@@ -152,7 +152,10 @@ def test_nonfinite_nodes_are_alarming(tmp_path) -> None:
     ok = [n for n in g.nodes if not g.nodes[n]["nonfinite"]]
     for n in bad:
         # a vermillion fill and a heavy dark frame, unlike any healthy node's
-        assert nodes[n]["fill"].lower() == LIGHT.bad_fill.lower() and nodes[n]["stroke"].lower() == LIGHT.bad_border.lower()
+        assert (
+            nodes[n]["fill"].lower() == LIGHT.bad_fill.lower()
+            and nodes[n]["stroke"].lower() == LIGHT.bad_border.lower()
+        )
         assert nodes[n]["stroke_width"] >= 3 > max(nodes[m]["stroke_width"] for m in ok)
         assert "NaN" in nodes[n]["text"]
 

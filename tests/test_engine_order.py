@@ -53,8 +53,11 @@ def _true_order(loss: torch.Tensor) -> tuple[list[int], list[list[tuple[int, int
     return ran, children, [fn._sequence_nr() for fn in nodes]
 
 
-@pytest.mark.parametrize("make", [models.mlp, models.small_cnn, models.resnet18, lambda: models.transformer(2)],
-                         ids=["mlp", "cnn", "resnet18", "transformer2"])
+@pytest.mark.parametrize(
+    "make",
+    [models.mlp, models.small_cnn, models.resnet18, lambda: models.transformer(2)],
+    ids=["mlp", "cnn", "resnet18", "transformer2"],
+)
 def test_engine_order_is_the_order_autograd_runs(make) -> None:
     case = make()
     loss = case.loss()

@@ -22,8 +22,11 @@ def _cells(v: object) -> list[str]:
 def _mlp_graph(optimizer: str = "sgd", steps: int = 1, **hyper: float):  # noqa: ANN202
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
-    opt = (torch.optim.Adam(model.parameters(), lr=0.01, **hyper) if optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=0.1, **hyper))
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=0.01, **hyper)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.1, **hyper)
+    )
     x, y = torch.randn(5, 3), torch.randn(5, 1)
     with Tracer(step=steps) as tr:
         for _ in range(steps):
@@ -94,8 +97,9 @@ def test_sgd_update_is_written_out_and_adds_up() -> None:
     assert (before.role, grad.role, step.role, after.role) == ("value", "grad", "state", "update")
     d = g.nodes[upd.node]
     assert [x for r in step.cells for x in r] == _cells(-0.05 * np.asarray(d["grad"]))
-    np.testing.assert_allclose(np.asarray(d["update"]["before"]) - 0.05 * np.asarray(d["grad"]),
-                               d["update"]["after"], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(d["update"]["before"]) - 0.05 * np.asarray(d["grad"]), d["update"]["after"], rtol=1e-6
+    )
     assert "η = 0.05" in upd.lines[1] or "0.05 ×" in " ".join(upd.lines)
 
 
@@ -122,8 +126,9 @@ def test_adam_after_earlier_steps_does_not_pretend() -> None:
         assert any(t.startswith("Δ") for t in titles)
         d = g.nodes[s.node]
         delta = s.numbers["parts"][next(t for t in s.numbers["parts"] if t.startswith("Δ"))]
-        np.testing.assert_allclose(delta, np.asarray(d["update"]["after"]) - np.asarray(d["update"]["before"]),
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            delta, np.asarray(d["update"]["after"]) - np.asarray(d["update"]["before"]), rtol=1e-9
+        )
 
 
 def test_adam_with_weight_decay_and_adamw_reproduce_after() -> None:

@@ -84,12 +84,16 @@ def _assert_matches(d: dict, t: torch.Tensor) -> None:
 
 def test_depths_fold_the_right_modules() -> None:
     g, _ = _nested()
-    assert {"model", "model.inp", "model.body", "model.body.0", "model.body.0.fc1", "model.body.1"} <= set(module_paths(g))
+    assert {"model", "model.inp", "model.body", "model.body.0", "model.body.0.fc1", "model.body.1"} <= set(
+        module_paths(g)
+    )
     kinds = lambda f: {n for n, d in f.nodes(data=True) if d["kind"] == "module"}  # noqa: E731
     f0 = fold(g, 0)
     assert kinds(f0) == {"m:model"}
     assert {d["label"] for _, d in f0.nodes(data=True)} == {"model", "x", "y", "loss"}
-    assert f0.nodes["m:model"]["folded"] == sum(1 for _, d in g.nodes(data=True) if (d["module"] or "").startswith("model"))
+    assert f0.nodes["m:model"]["folded"] == sum(
+        1 for _, d in g.nodes(data=True) if (d["module"] or "").startswith("model")
+    )
     assert kinds(fold(g, 1)) == {"m:model.inp", "m:model.body", "m:model.head"}
     # model.body.1 (Tanh) holds one op: it stays that op, not a box around it
     assert kinds(fold(g, 2)) == {"m:model.body.0"}
@@ -119,7 +123,9 @@ def test_edges_keep_the_gradient_that_flowed() -> None:
     # z = inp(x) enters the body twice (fc1 and the residual): the edge carries the sum
     e = f.edges["m:model.inp", "m:model.body"]
     assert e["folded"] == 2
-    np.testing.assert_allclose(np.array(e["grad"], dtype=np.float32), out["model.inp"].grad.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        np.array(e["grad"], dtype=np.float32), out["model.inp"].grad.numpy(), rtol=1e-6, atol=1e-7
+    )
     e = f.edges["m:model.body", "m:model.head"]
     assert e["folded"] == 1
     np.testing.assert_array_equal(np.array(e["grad"], dtype=np.float32), out["model.body"].grad.numpy())
@@ -255,7 +261,10 @@ def test_cli_folds_the_diagram_but_not_graph_json(tmp_path) -> None:
     r = run_cli(script, "--out", str(tmp_path / "auto"), "--format", "svg")
     assert r.returncode == 0, r.stderr
     line = " ".join(r.stdout.split())
-    m = re.search(r"folded to depth 2 \((\d+) → (\d+) nodes; graph\.json has them all\): use --depth 3 or --expand model\.layers\.0 to open", line)
+    m = re.search(
+        r"folded to depth 2 \((\d+) → (\d+) nodes; graph\.json has them all\): use --depth 3 or --expand model\.layers\.0 to open",
+        line,
+    )
     assert m, r.stdout
     full = json.loads((tmp_path / "auto" / "graph.json").read_text())
     assert len(full["nodes"]) == int(m.group(1)) > DEFAULT_MAX_NODES
@@ -263,8 +272,19 @@ def test_cli_folds_the_diagram_but_not_graph_json(tmp_path) -> None:
     svg = html.unescape((tmp_path / "auto" / "graph.svg").read_text())
     assert "m:model.layers.0-3" in svg and "layers.0–3" in svg
 
-    r = run_cli(script, "--out", str(tmp_path / "open"), "--format", "svg", "--depth", "2", "--expand", "model.layers.0",
-                "--expand", "model.layers.3")
+    r = run_cli(
+        script,
+        "--out",
+        str(tmp_path / "open"),
+        "--format",
+        "svg",
+        "--depth",
+        "2",
+        "--expand",
+        "model.layers.0",
+        "--expand",
+        "model.layers.3",
+    )
     assert r.returncode == 0, r.stderr
     svg = html.unescape((tmp_path / "open" / "graph.svg").read_text())
     assert "m:model.layers.1-2" in svg and "m:model.layers.0.fc1" in svg and "m:model.layers.3.fc1" in svg

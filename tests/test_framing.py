@@ -18,8 +18,12 @@ from explainer.trace import trace_call
 
 
 def _inside(inner: Rect, outer: Rect, tol: float = 1e-6) -> bool:
-    return (inner.left >= outer.left - tol and inner.right <= outer.right + tol
-            and inner.bottom >= outer.bottom - tol and inner.top <= outer.top + tol)
+    return (
+        inner.left >= outer.left - tol
+        and inner.right <= outer.right + tol
+        and inner.bottom >= outer.bottom - tol
+        and inner.top <= outer.top + tol
+    )
 
 
 def _overlap(a: Rect, b: Rect) -> bool:
@@ -114,5 +118,7 @@ def test_panel_cards_fit_without_overlapping() -> None:
             assert not any(_overlap(a, b) for a, b in itertools.combinations(frames, 2))
             for c in lay.cards:
                 cells = [b for row in c.cells for b in row]
-                assert all(_inside(Rect(b.cx, -b.cy, b.w, b.h), Rect(c.frame.cx, -c.frame.cy, c.frame.w, c.frame.h))
-                           for b in cells)
+                assert all(
+                    _inside(Rect(b.cx, -b.cy, b.w, b.h), Rect(c.frame.cx, -c.frame.cy, c.frame.w, c.frame.h))
+                    for b in cells
+                )

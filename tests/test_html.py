@@ -57,8 +57,10 @@ def test_step_through_the_lecture(browser: Browser, lecture_decks: dict[str, Pat
     assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [ids["pred"]]
     # this step's gradient is filled in, later ones are still blank
     shown = page.eval_on_selector_all(
-        "g.node .eg-grad", "els => els.filter(e => getComputedStyle(e).display !== 'none')"
-                           ".map(e => e.closest('g.node').getAttribute('data-id'))")
+        "g.node .eg-grad",
+        "els => els.filter(e => getComputedStyle(e).display !== 'none')"
+        ".map(e => e.closest('g.node').getAttribute('data-id'))",
+    )
     assert set(shown) == {ids["loss"], ids["pred"]}
     page.screenshot(path=str(tmp_path / "backward.png"))
 
@@ -68,7 +70,9 @@ def test_step_through_the_lecture(browser: Browser, lecture_decks: dict[str, Pat
     page.click("#eg-prev")
     page.click("#eg-prev")
     assert page.inner_text("#eg-count") == f"{k} / {len(steps)}"
-    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [steps[k - 1].node]
+    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [
+        steps[k - 1].node
+    ]
     page.keyboard.press("End")
     assert page.inner_text("#eg-count") == f"{len(steps)} / {len(steps)}"
     assert page.is_disabled("#eg-next")
@@ -87,8 +91,9 @@ def test_step_through_the_lecture(browser: Browser, lecture_decks: dict[str, Pat
 
     # hover shows another node's numbers
     page.hover(f'g.node[data-id="{ids["pred"]}"]')
-    np.testing.assert_allclose(_numbers(page.inner_text("#eg-details pre.value")), np.ravel(g.nodes[ids["pred"]]["value"]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        _numbers(page.inner_text("#eg-details pre.value")), np.ravel(g.nodes[ids["pred"]]["value"]), rtol=1e-6
+    )
 
     # search
     page.fill("#eg-search", "bias")
@@ -96,14 +101,19 @@ def test_step_through_the_lecture(browser: Browser, lecture_decks: dict[str, Pat
     page.mouse.move(5, 5)
     assert page.get_attribute("#eg-details", "data-node") == ids["model.bias"]
     assert page.get_attribute(f'g.node[data-id="{ids["model.bias"]}"]', "class").count("eg-pin") == 1
-    np.testing.assert_allclose(_numbers(page.inner_text("#eg-details pre.grad")),
-                               np.ravel(g.nodes[ids["model.bias"]]["grad"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        _numbers(page.inner_text("#eg-details pre.grad")), np.ravel(g.nodes[ids["model.bias"]]["grad"]), rtol=1e-6
+    )
     # zoom: + widens the diagram (the panel scrolls), 0 fits it again
     fit = page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width")
     page.click("#eg-zoom-in")
-    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(1.5 * fit, rel=0.02)
+    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(
+        1.5 * fit, rel=0.02
+    )
     page.keyboard.press("0")
-    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(fit, rel=0.02)
+    assert page.eval_on_selector("#eg-diagram svg", "e => e.getBoundingClientRect().width") == pytest.approx(
+        fit, rel=0.02
+    )
     page.fill("#eg-search", "nosuchnode")
     page.press("#eg-search", "Enter")
     assert "nosuchnode" in page.inner_text("#eg-search-msg")
@@ -126,7 +136,9 @@ def test_korean_dark_page(browser: Browser, lecture_decks: dict[str, Path], tmp_
     ids = _by_label(g)
     assert page.inner_text("#eg-stage").split() == ["역전파", "③", "pred"]  # stage, badge, node
     assert value_inline(g.nodes[ids["pred"]]["grad"]) in page.inner_text("#eg-lines")
-    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [steps[-1].node]
+    assert page.eval_on_selector_all("g.node.eg-hl", "els => els.map(e => e.getAttribute('data-id'))") == [
+        steps[-1].node
+    ]
     bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert bg == "rgb(15, 23, 42)"  # the dark theme
     page.keyboard.press("Home")
@@ -146,8 +158,18 @@ def test_page_is_self_contained(lecture_decks: dict[str, Path]) -> None:
 
 
 def test_details_of_large_tensors_are_statistics() -> None:
-    summary = {"summary": True, "shape": [64, 128], "dtype": "float32", "min": -2.5, "max": 3.25, "mean": 0.125,
-               "norm": 11.5, "nan": 0, "inf": 0, "head": [0.5, -0.25]}
+    summary = {
+        "summary": True,
+        "shape": [64, 128],
+        "dtype": "float32",
+        "min": -2.5,
+        "max": 3.25,
+        "mean": 0.125,
+        "norm": 11.5,
+        "nan": 0,
+        "inf": 0,
+        "head": [0.5, -0.25],
+    }
     lines = detail_lines(summary)
     assert any("64×128" in s for s in lines) and any("3.25" in s for s in lines) and any("11.5" in s for s in lines)
     assert detail_lines([[1.0, 2.0], [3.0, 4.0]]) == ["[1, 2]", "[3, 4]"]

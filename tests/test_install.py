@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(env, OMP_NUM_THREADS="1"))
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(env, OMP_NUM_THREADS="1")
+    )
 
 
 def test_core_install_draws_without_manim_and_the_video_extra_adds_it(tmp_path: Path) -> None:
@@ -37,7 +39,14 @@ def test_core_install_draws_without_manim_and_the_video_extra_adds_it(tmp_path: 
     r = _run([cli, "--example", "linear-regression", "--out", "plain", "--slides", "--html"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "plain").iterdir() if not p.name.startswith(".")) == [
-        "graph.json", "graph.pdf", "graph.png", "graph.svg", "index.html", "slides", "slides.pdf"]
+        "graph.json",
+        "graph.pdf",
+        "graph.png",
+        "graph.svg",
+        "index.html",
+        "slides",
+        "slides.pdf",
+    ]
     # python -m explainer is the same command, and the examples travel with the package.
     r = _run([str(venv / "bin" / "python"), "-m", "explainer", "--help"], tmp_path)
     assert r.returncode == 0 and "--example" in r.stdout and "linear-regression" in r.stdout

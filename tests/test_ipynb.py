@@ -22,19 +22,26 @@ def _write(path: Path, *cells: nbformat.NotebookNode) -> Path:
 
 
 def test_ipython_lines_are_skipped_only_where_a_statement_starts(tmp_path: Path) -> None:
-    nb = _write(tmp_path / "n.ipynb", new_markdown_cell("# 손실 함수"), new_code_cell(
-        "!pip install torch -q\n"
-        "x = 5\n"
-        "odd = (x\n"
-        "   % 2)\n"
-        "s = '''\n"
-        "!not a shell line: inside a string\n"
-        "'''\n"
-        "if x:\n"
-        "    %time y = 1\n"
-        "files = !ls\n"
-        "a = x != 3\n"
-        "x?\n"), new_code_cell("%%bash\necho hi\n"), new_code_cell("%%time\nz = x + 1\n"))
+    nb = _write(
+        tmp_path / "n.ipynb",
+        new_markdown_cell("# 손실 함수"),
+        new_code_cell(
+            "!pip install torch -q\n"
+            "x = 5\n"
+            "odd = (x\n"
+            "   % 2)\n"
+            "s = '''\n"
+            "!not a shell line: inside a string\n"
+            "'''\n"
+            "if x:\n"
+            "    %time y = 1\n"
+            "files = !ls\n"
+            "a = x != 3\n"
+            "x?\n"
+        ),
+        new_code_cell("%%bash\necho hi\n"),
+        new_code_cell("%%time\nz = x + 1\n"),
+    )
     code = read_notebook(nb)
     assert [name.rsplit(" ", 2)[-2:] for name, _ in code.cells] == [["[cell", "1]"], ["[cell", "3]"]]
     ns: dict = {}
@@ -42,8 +49,14 @@ def test_ipython_lines_are_skipped_only_where_a_statement_starts(tmp_path: Path)
         exec(compile(src, name, "exec"), ns)
     assert ns["odd"] == 1 and ns["s"] == "\n!not a shell line: inside a string\n" and ns["z"] == 6 and ns["a"] is True
     assert "y" not in ns and "files" not in ns
-    assert code.skipped == ["cell 1: !pip install torch -q", "cell 1: %time y = 1", "cell 1: files = !ls",
-                            "cell 1: x?", "cell 2: %%bash … (1 more lines)", "cell 3: %%time"]
+    assert code.skipped == [
+        "cell 1: !pip install torch -q",
+        "cell 1: %time y = 1",
+        "cell 1: files = !ls",
+        "cell 1: x?",
+        "cell 2: %%bash … (1 more lines)",
+        "cell 3: %%time",
+    ]
 
 
 @pytest.mark.parametrize("text", ["{}", '{"cells": null}', "not json", '{"cells": 3}'])
@@ -70,8 +83,11 @@ def test_the_lecture_notebook_gives_the_lecture_scripts_numbers(tmp_path: Path) 
 
 
 def test_a_failing_cell_is_named(tmp_path: Path) -> None:
-    nb = _write(tmp_path / "lab.ipynb", new_code_cell("import torch\nx = torch.ones(2)"),
-                new_code_cell("y = x * 2\nraise ValueError('bad cell')"))
+    nb = _write(
+        tmp_path / "lab.ipynb",
+        new_code_cell("import torch\nx = torch.ones(2)"),
+        new_code_cell("y = x * 2\nraise ValueError('bad cell')"),
+    )
     r = run_cli(str(nb), "--out", str(tmp_path / "o"))
     assert r.returncode == 3
     assert 'lab.ipynb [cell 2]", line 2' in r.stderr and "raise ValueError('bad cell')" in r.stderr
@@ -81,8 +97,10 @@ def test_a_failing_cell_is_named(tmp_path: Path) -> None:
 
 def test_korean_without_a_cjk_font_fails_before_the_script(tmp_path: Path) -> None:
     fonts = tmp_path / "fonts.conf"  # a fontconfig that knows no fonts at all
-    fonts.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
-                     f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>")
+    fonts.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
+    )
     import os
     import subprocess
 
@@ -91,6 +109,11 @@ def test_korean_without_a_cjk_font_fails_before_the_script(tmp_path: Path) -> No
     marker = tmp_path / "ran"
     script = tmp_path / "s.py"
     script.write_text(f"open({str(marker)!r}, 'w').close()\n" + (EXAMPLES / "linear_regression.py").read_text())
-    r = subprocess.run([*CLI, str(script), "--out", str(tmp_path / "o"), "--lang", "ko"], capture_output=True,
-                       text=True, env=dict(os.environ, FONTCONFIG_FILE=str(fonts)), timeout=120)
+    r = subprocess.run(
+        [*CLI, str(script), "--out", str(tmp_path / "o"), "--lang", "ko"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FONTCONFIG_FILE=str(fonts)),
+        timeout=120,
+    )
     assert r.returncode == 5 and "fonts-noto-cjk" in r.stderr and not marker.exists(), r.stderr

@@ -338,13 +338,18 @@ def test_nodes_outside_blocks_keep_their_numbers_and_inplace_inputs_their_values
     assert light.graph["optimizer"] == full.graph["optimizer"]
 
     def outside(g):  # noqa: ANN001, ANN202
-        return {(d["label"], d["autograd"]): (d["value"], d["grad"], d["update"], d["backward_step"])
-                for _, d in g.nodes(data=True) if not (d["module"] or "").startswith("model.layers.")}
+        return {
+            (d["label"], d["autograd"]): (d["value"], d["grad"], d["update"], d["backward_step"])
+            for _, d in g.nodes(data=True)
+            if not (d["module"] or "").startswith("model.layers.")
+        }
 
     a, b = outside(light), outside(full)
     assert a == b
     assert a[("model.token", "AccumulateGrad")][2] is not None  # value, grad and update
-    addmm = next(d for _, d in light.nodes(data=True) if d["autograd"] == "AddmmBackward0" and d["module"] == "model.inp")
+    addmm = next(
+        d for _, d in light.nodes(data=True) if d["autograd"] == "AddmmBackward0" and d["module"] == "model.inp"
+    )
     assert min(np.ravel(addmm["value"])) < 0  # the value before the block's in-place relu
 
 
@@ -381,7 +386,7 @@ def test_constant_pulled_into_the_graph_in_place() -> None:
     def step() -> None:
         c = torch.ones(3) * 2
         c.add_(w)
-        (c ** 2).sum().backward()
+        (c**2).sum().backward()
 
     g = build_graph(trace_call(step), max_elements=FULL)
     add = next(d for _, d in g.nodes(data=True) if d["autograd"] == "AddBackward0")
@@ -426,9 +431,18 @@ def test_every_note_reads_in_both_languages() -> None:
     from explainer.text import STRINGS, note_text
     from explainer.trace import Note
 
-    params = {"made": "pred", "root": "loss", "names": "w.grad", "count": 24,
-              "span": "model.layers.0 … 23", "first": "model.layers.0", "n": 2, "script": 1.5, "replay": 1.5,
-              "where": "train.py:7"}
+    params = {
+        "made": "pred",
+        "root": "loss",
+        "names": "w.grad",
+        "count": 24,
+        "span": "model.layers.0 … 23",
+        "first": "model.layers.0",
+        "n": 2,
+        "script": 1.5,
+        "replay": 1.5,
+        "where": "train.py:7",
+    }
     keys = [k for k in STRINGS["en"] if k.startswith("note_")]
     assert len(keys) >= 8
     for key in keys:
@@ -448,7 +462,9 @@ class ResNet34(nn.Module):
         self.bn1 = nn.BatchNorm2d(w)
 
         def stage(c_in: int, c_out: int, n: int, stride: int) -> nn.Sequential:
-            return nn.Sequential(models.BasicBlock(c_in, c_out, stride), *[models.BasicBlock(c_out, c_out) for _ in range(n - 1)])
+            return nn.Sequential(
+                models.BasicBlock(c_in, c_out, stride), *[models.BasicBlock(c_out, c_out) for _ in range(n - 1)]
+            )
 
         self.layer1, self.layer2 = stage(w, w, 3, 1), stage(w, 2 * w, 4, 2)
         self.layer3, self.layer4 = stage(2 * w, 4 * w, 6, 2), stage(4 * w, 8 * w, 3, 2)
@@ -472,12 +488,16 @@ def test_resnet34_blocks_light_and_full_agree() -> None:
         graphs[mode] = build_graph(session.finish({"model": model}), max_elements=FULL)
     light, full = graphs["light"], graphs["full"]
     # layer4 has 3 blocks but its first differs (stride 2): its run is 2, below REPEAT_MIN
-    assert light.graph["light"] == [f"model.layer1.{i}" for i in range(3)] + [f"model.layer2.{i}" for i in (1, 2, 3)] + [
-        f"model.layer3.{i}" for i in range(1, 6)]
+    assert light.graph["light"] == [f"model.layer1.{i}" for i in range(3)] + [
+        f"model.layer2.{i}" for i in (1, 2, 3)
+    ] + [f"model.layer3.{i}" for i in range(1, 6)]
 
     def autograd_nodes(g):  # noqa: ANN001, ANN202  (light blocks leave out their buffers, not their ops)
-        return [(d["kind"], d["op"], d["shape"], d["backward_step"], d["module"]) for _, d in g.nodes(data=True)
-                if d["kind"] in ("op", "loss", "param")]
+        return [
+            (d["kind"], d["op"], d["shape"], d["backward_step"], d["module"])
+            for _, d in g.nodes(data=True)
+            if d["kind"] in ("op", "loss", "param")
+        ]
 
     a, b = autograd_nodes(light), autograd_nodes(full)
     assert [n[:4] for n in a] == [n[:4] for n in b]
@@ -486,8 +506,10 @@ def test_resnet34_blocks_light_and_full_agree() -> None:
         assert ma == mb or (ma in blocks and mb.startswith(ma + "."))
 
     def view(g):  # noqa: ANN001, ANN202
-        return {(d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
-                for _, d in fold_for_display(g).graph.nodes(data=True)}
+        return {
+            (d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
+            for _, d in fold_for_display(g).graph.nodes(data=True)
+        }
 
     assert view(light) == view(full)
 
@@ -506,7 +528,9 @@ def test_off_cpu_the_blocks_still_get_their_steps(monkeypatch, transformer_trace
     light, _ = transformer_traces
 
     def view(g):  # noqa: ANN001, ANN202
-        return {(d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
-                for _, d in fold_for_display(g).graph.nodes(data=True)}
+        return {
+            (d["label"], d.get("path")): (d["value"], d["grad"], d["backward_step"])
+            for _, d in fold_for_display(g).graph.nodes(data=True)
+        }
 
     assert view(g) == view(light)

@@ -35,7 +35,9 @@ N, D_IN = 6, 3
 # --------------------------------------------------------------------------- losses
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, keep: Callable = H.no_keep) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, keep: Callable = H.no_keep
+) -> torch.Tensor:
     """The lecture's focal loss -(1 - p)^gamma log p, written by hand (``keep`` is the oracle's)."""
     logp_all = keep(F.log_softmax(logits, dim=1))
     logp = keep(keep(logp_all.gather(1, target[:, None])).squeeze(1))
@@ -48,7 +50,16 @@ class Case:
     """One loss: its targets, the user's criterion, the op-by-op oracle, the ops it shows,
     and the constant tensors (from the target) that appear as input nodes."""
 
-    def __init__(self, name: str, n_out: int, target: Callable[[], torch.Tensor], user: Callable, oracle: Callable, ops: list[str], extra_inputs: Callable = lambda y: [y]):
+    def __init__(
+        self,
+        name: str,
+        n_out: int,
+        target: Callable[[], torch.Tensor],
+        user: Callable,
+        oracle: Callable,
+        ops: list[str],
+        extra_inputs: Callable = lambda y: [y],
+    ):
         self.name, self.n_out, self.target, self.user, self.oracle, self.ops = name, n_out, target, user, oracle, ops
         self.extra_inputs = extra_inputs
 
@@ -63,44 +74,58 @@ def _kl_oracle(o: torch.Tensor, y: torch.Tensor, keep: Callable) -> torch.Tensor
 
 CASES = {
     "mse": Case(
-        "mse", 2, lambda: torch.randn(N, 2),
+        "mse",
+        2,
+        lambda: torch.randn(N, 2),
         lambda o, y: nn.MSELoss()(o, y),
         lambda o, y, keep: keep(F.mse_loss(o, y)),
         ["mse_loss"],
     ),
     "l1": Case(
-        "l1", 2, lambda: torch.randn(N, 2),
+        "l1",
+        2,
+        lambda: torch.randn(N, 2),
         lambda o, y: nn.L1Loss()(o, y),
         lambda o, y, keep: keep(keep(keep(o - y).abs()).mean()),
         ["sub", "abs", "mean"],
     ),
     "bce": Case(
-        "bce", 1, lambda: torch.randint(0, 2, (N, 1)).float(),
+        "bce",
+        1,
+        lambda: torch.randint(0, 2, (N, 1)).float(),
         lambda o, y: nn.BCELoss()(torch.sigmoid(o), y),
         lambda o, y, keep: keep(F.binary_cross_entropy(keep(torch.sigmoid(o)), y)),
         ["sigmoid", "binary_cross_entropy"],
     ),
     "bce_logits": Case(
-        "bce_logits", 1, lambda: torch.randint(0, 2, (N, 1)).float(),
+        "bce_logits",
+        1,
+        lambda: torch.randint(0, 2, (N, 1)).float(),
         lambda o, y: nn.BCEWithLogitsLoss()(o, y),
         lambda o, y, keep: keep(F.binary_cross_entropy_with_logits(o, y)),
         ["binary_cross_entropy_with_logits"],
     ),
     "cross_entropy": Case(
-        "cross_entropy", 3, lambda: torch.randint(0, 3, (N,)),
+        "cross_entropy",
+        3,
+        lambda: torch.randint(0, 3, (N,)),
         lambda o, y: nn.CrossEntropyLoss()(o, y),
         lambda o, y, keep: keep(F.nll_loss(keep(F.log_softmax(o, dim=1)), y)),
         ["log_softmax", "nll_loss"],
     ),
     "focal": Case(
-        "focal", 3, lambda: torch.randint(0, 3, (N,)),
+        "focal",
+        3,
+        lambda: torch.randint(0, 3, (N,)),
         lambda o, y: focal_loss(o, y),
         lambda o, y, keep: focal_loss(o, y, keep=keep),
         ["log_softmax", "gather", "exp", "pow", "mean"],
         extra_inputs=lambda y: [y[:, None]],
     ),
     "kl_div": Case(
-        "kl_div", 3, lambda: torch.softmax(torch.randn(N, 3), dim=1),
+        "kl_div",
+        3,
+        lambda: torch.softmax(torch.randn(N, 3), dim=1),
         lambda o, y: nn.KLDivLoss(reduction="batchmean")(F.log_softmax(o, dim=1), y),
         _kl_oracle,
         ["log_softmax", "mul", "sub", "sum", "div"],
@@ -157,7 +182,12 @@ def test_loss_graph_matches_autograd(name):
     # the oracle is the real loss: nn's value, and the textbook formula
     with torch.no_grad():
         assert torch.equal(oloss, case.user(ref(x), y))
-        torch.testing.assert_close(oloss.double(), _reference_loss(name, out.detach().double(), y if not y.is_floating_point() else y.double()), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            oloss.double(),
+            _reference_loss(name, out.detach().double(), y if not y.is_floating_point() else y.double()),
+            rtol=1e-5,
+            atol=1e-6,
+        )
     loss_node = g.nodes[g.graph["loss"]]
     assert loss_node["value"] == loss.item() == oloss.item()
     assert loss_node["kind"] == "loss" and loss_node["grad"] == 1.0
@@ -175,7 +205,9 @@ def test_loss_graph_matches_autograd(name):
             up = d["update"]
             assert up["lr"] == 0.1
             assert up["before"] == d["value"]
-            torch.testing.assert_close(H.jtensor(up["after"]), H.jtensor(d["value"]) - 0.1 * H.jtensor(d["grad"]), rtol=0, atol=1e-7)
+            torch.testing.assert_close(
+                H.jtensor(up["after"]), H.jtensor(d["value"]) - 0.1 * H.jtensor(d["grad"]), rtol=0, atol=1e-7
+            )
 
 
 def test_cross_entropy_shows_log_softmax_and_nll_loss():
@@ -294,7 +326,14 @@ def test_optimizer_update_matches_real_optimizer(name, step):
         H.assert_value(up["after"], after[id(p)], f"{nid} after")
         assert up["before"] == d["value"]
         if step == 1:
-            H.assert_value(up["after"], _by_hand(name, before[id(p)], grads[id(p)], hyper), f"{nid} by hand", exact=False, rtol=1e-5, atol=1e-7)
+            H.assert_value(
+                up["after"],
+                _by_hand(name, before[id(p)], grads[id(p)], hyper),
+                f"{nid} by hand",
+                exact=False,
+                rtol=1e-5,
+                atol=1e-7,
+            )
         assert up["after"] != up["before"]
     assert n_params == 4
 

@@ -66,8 +66,12 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
     nb.cells[-1].metadata["tags"] = ["raises-exception"]
     # The kernel is this interpreter (the venv's): nbclient's "python3" is ipykernel's own
     # spec for sys.executable; runtime files stay in tmp.
-    env = {"JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "IPYTHONDIR": str(tmp / "ipy"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
+        "IPYTHONDIR": str(tmp / "ipy"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
@@ -81,8 +85,11 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
 
 
 def _outputs(cell: nbformat.NotebookNode, mime: str) -> list[str]:
-    return [o["data"][mime] for o in cell.outputs if o.get("output_type") in ("display_data", "execute_result")
-            and mime in o.get("data", {})]
+    return [
+        o["data"][mime]
+        for o in cell.outputs
+        if o.get("output_type") in ("display_data", "execute_result") and mime in o.get("data", {})
+    ]
 
 
 def test_kernel_is_this_python(executed: nbformat.NotebookNode) -> None:
@@ -145,8 +152,12 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNod
     nb.cells = [c for c in nb.cells if c not in installs]
     tmp = tmp_path_factory.mktemp("colab")
     mp = pytest.MonkeyPatch()
-    for k, v in {"JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "IPYTHONDIR": str(tmp / "ipy"), "OMP_NUM_THREADS": "1",
-                 "PYTHONPATH": str(ROOT)}.items():
+    for k, v in {
+        "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
+        "IPYTHONDIR": str(tmp / "ipy"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }.items():
         mp.setenv(k, v)
     try:
         NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
@@ -155,8 +166,11 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNod
     return nb
 
 
-def test_colab_quickstart_runs_and_its_diagram_is_whole(quickstart: nbformat.NotebookNode, browser,  # noqa: ANN001
-                                                         tmp_path: Path) -> None:
+def test_colab_quickstart_runs_and_its_diagram_is_whole(
+    quickstart: nbformat.NotebookNode,
+    browser,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     code = [c for c in quickstart.cells if c.cell_type == "code"]
     svgs = [s for c in code for s in _outputs(c, "image/svg+xml")]
     assert len(svgs) == 1
@@ -173,11 +187,16 @@ def test_colab_quickstart_runs_and_its_diagram_is_whole(quickstart: nbformat.Not
     path.write_text(f"<!DOCTYPE html><html><body style='width:700px'>{svg}</body></html>", encoding="utf-8")
     page = browser.new_page(viewport={"width": 760, "height": 900})
     page.goto(path.as_uri())
-    box = page.evaluate("() => { const r = document.querySelector('svg').getBoundingClientRect(); "
-                        "return [r.left, r.top, r.right, r.bottom]; }")
-    texts = page.evaluate("() => [...document.querySelectorAll('g.node text')].map(t => { "
-                          "const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+    box = page.evaluate(
+        "() => { const r = document.querySelector('svg').getBoundingClientRect(); "
+        "return [r.left, r.top, r.right, r.bottom]; }"
+    )
+    texts = page.evaluate(
+        "() => [...document.querySelectorAll('g.node text')].map(t => { "
+        "const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
+    )
     assert box[2] - box[0] <= 700.5  # fits the cell
-    assert len(texts) > 10 and all(t[0] >= box[0] - 1 and t[2] <= box[2] + 1 and t[1] >= box[1] - 1
-                                   and t[3] <= box[3] + 1 for t in texts)
+    assert len(texts) > 10 and all(
+        t[0] >= box[0] - 1 and t[2] <= box[2] + 1 and t[1] >= box[1] - 1 and t[3] <= box[3] + 1 for t in texts
+    )
     page.close()

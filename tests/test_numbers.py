@@ -279,7 +279,6 @@ def test_gradcheck_sanity_of_the_oracle():
 # ------------------------------------------------------ backward order property
 
 
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=programs, values=leaf_values)
 def test_backward_steps_are_reverse_topological(program, values):

@@ -36,8 +36,12 @@ from explainer.pipeline import write_outputs
 from explainer.render.graphviz import DiagramOptions
 
 LECTURE = EXAMPLES / "linear_regression.py"
-ALL_NAMES = sorted(OUTPUT_FILES) + ["slides/page-01.png", "slides/page-02.png", "slides/week01.pdf",
-                                    "slides/week02.pdf"]
+ALL_NAMES = sorted(OUTPUT_FILES) + [
+    "slides/page-01.png",
+    "slides/page-02.png",
+    "slides/week01.pdf",
+    "slides/week02.pdf",
+]
 
 
 def lecture_with_marker(tmp_path: Path) -> tuple[Path, Path]:
@@ -79,8 +83,11 @@ def one_line_error(r: subprocess.CompletedProcess, code: int, *fragments: str) -
 
 
 def hidden_leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.startswith(".explain-graph-") and p.name != ".explain-graph.lock"
-            or p.name == output.JOURNAL]
+    return [
+        p.name
+        for p in folder.iterdir()
+        if p.name.startswith(".explain-graph-") and p.name != ".explain-graph.lock" or p.name == output.JOURNAL
+    ]
 
 
 # --------------------------------------------------------------------------- the user's files
@@ -94,7 +101,9 @@ def test_user_files_with_output_names_stop_the_run_before_the_script(tmp_path: P
     one_line_error(r, 2, "did not write", "--force", "another --out")
     assert not marker.exists(), "the script ran although the folder was not usable"
     assert unchanged(course, planted) == []
-    assert sorted(p.name for p in course.iterdir()) == sorted({n.split("/")[0] for n in ALL_NAMES} | {".explain-graph.lock"})
+    assert sorted(p.name for p in course.iterdir()) == sorted(
+        {n.split("/")[0] for n in ALL_NAMES} | {".explain-graph.lock"}
+    )
 
 
 def test_empty_out_like_an_unset_variable_is_a_bad_option(tmp_path: Path) -> None:
@@ -139,15 +148,24 @@ def test_a_rerun_replaces_its_own_files_but_not_ones_the_user_edited(tmp_path: P
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(names=st.lists(st.sampled_from(ALL_NAMES), unique=True, max_size=6),
-       forced=st.booleans(), slides=st.booleans(), html=st.booleans(), seed=st.integers(0, 100))
-def test_planted_files_never_change_unless_forced(tmp_path_factory: pytest.TempPathFactory, names: list[str],
-                                                  forced: bool, slides: bool, html: bool, seed: int) -> None:
+@given(
+    names=st.lists(st.sampled_from(ALL_NAMES), unique=True, max_size=6),
+    forced=st.booleans(),
+    slides=st.booleans(),
+    html=st.booleans(),
+    seed=st.integers(0, 100),
+)
+def test_planted_files_never_change_unless_forced(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], forced: bool, slides: bool, html: bool, seed: int
+) -> None:
     folder = tmp_path_factory.mktemp("planted")
     planted = plant(folder, names, seed)
     formats = ("svg",)
-    would_write = {n for n in names if n in planned_outputs(formats, slides=slides, html=html)
-                   or (slides and n.startswith("slides/page-"))}
+    would_write = {
+        n
+        for n in names
+        if n in planned_outputs(formats, slides=slides, html=html) or (slides and n.startswith("slides/page-"))
+    }
     try:
         write_outputs(lecture_graph(), folder, DiagramOptions(), formats, slides=slides, html=html, force=forced)
         wrote = True
@@ -267,8 +285,14 @@ def fake_tool(folder: Path, name: str, body: str) -> dict[str, str]:
 
 
 def run_with(env: dict[str, str], *args: str, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, OMP_NUM_THREADS="1", **env), **kw)
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1", **env),
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("tool, args", [("dot", ()), ("rsvg-convert", ("--slides",)), ("pdftoppm", ("--slides",))])
@@ -285,8 +309,10 @@ def test_a_tool_that_succeeds_without_writing_fails_the_run(tmp_path: Path, tool
 def test_a_truncated_file_is_caught(tmp_path: Path) -> None:
     # A dot that writes half of each file it was asked for (as a full disk would).
     real = subprocess.run(["sh", "-c", "command -v dot"], capture_output=True, text=True).stdout.strip()
-    body = (f'{real} "$@" || exit $?\n'
-            'for a in "$@"; do case "$a" in -o*) f="${a#-o}"; head -c 200 "$f" > "$f.x" && mv "$f.x" "$f";; esac; done')
+    body = (
+        f'{real} "$@" || exit $?\n'
+        'for a in "$@"; do case "$a" in -o*) f="${a#-o}"; head -c 200 "$f" > "$f.x" && mv "$f.x" "$f";; esac; done'
+    )
     env = fake_tool(tmp_path / "bin", "dot", body)
     r = run_with(env, str(LECTURE), "--out", str(tmp_path / "out"), "--format", "png")
     # (the first file it truncates may be a layout: the diagram tries both directions first)
@@ -311,15 +337,22 @@ def _no_run_outlives_its_test():  # noqa: ANN202
 
 
 def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1", **env), start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1", **env),
+        start_new_session=True,
+    )
     _STARTED.append(proc)
     return proc
 
 
 def _slow_dot(tmp_path: Path) -> tuple[dict[str, str], Path]:
     pid_file = tmp_path / "dot.pid"
-    env = fake_tool(tmp_path / "bin", "dot", f'echo $$ > {pid_file}\nexec sleep 120')
+    env = fake_tool(tmp_path / "bin", "dot", f"echo $$ > {pid_file}\nexec sleep 120")
     return env, pid_file
 
 
@@ -343,8 +376,9 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-@pytest.mark.parametrize("sig, code, times", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1),
-                                              (signal.SIGINT, 130, 2)])
+@pytest.mark.parametrize(
+    "sig, code, times", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1), (signal.SIGINT, 130, 2)]
+)
 def test_signals_end_the_run_cleanly(tmp_path: Path, sig: int, code: int, times: int) -> None:
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
@@ -367,8 +401,11 @@ def test_signals_end_the_run_cleanly(tmp_path: Path, sig: int, code: int, times:
 
 def test_ctrl_c_works_although_the_script_caught_sigint(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
-    script.write_text("import signal\nsignal.signal(signal.SIGINT, lambda *a: print('ignored'))\n"
-                      + LECTURE.read_text(encoding="utf-8"), encoding="utf-8")
+    script.write_text(
+        "import signal\nsignal.signal(signal.SIGINT, lambda *a: print('ignored'))\n"
+        + LECTURE.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
     env, pid_file = _slow_dot(tmp_path)
     proc = _start(tmp_path, env, str(script), "--out", str(tmp_path / "out"), "--format", "svg")
     _wait_for(pid_file, proc)
@@ -381,8 +418,10 @@ def test_ctrl_c_works_although_the_script_caught_sigint(tmp_path: Path) -> None:
 def test_two_runs_into_one_folder_never_mix(tmp_path: Path) -> None:
     started = tmp_path / "started"
     slow = tmp_path / "slow.py"
-    slow.write_text(f"import time\nopen({str(started)!r}, 'w').write('1')\ntime.sleep(8)\n"
-                    + LECTURE.read_text(encoding="utf-8"), encoding="utf-8")
+    slow.write_text(
+        f"import time\nopen({str(started)!r}, 'w').write('1')\ntime.sleep(8)\n" + LECTURE.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
     first = _start(tmp_path, {}, str(slow), "--out", str(out), "--format", "svg", "--html")
     _wait_for(started, first)  # the first run holds the folder while its script runs
@@ -419,8 +458,9 @@ def _moves_failing_at(monkeypatch: pytest.MonkeyPatch, k: int, error: BaseExcept
 
 @pytest.mark.parametrize("theme", ["dark", "light"])  # light: the same bytes as the run before
 @pytest.mark.parametrize("k", [1, 3, 4, 6])  # of 6 moves: 3 aside, 3 in
-def test_a_switch_that_fails_part_way_restores_the_previous_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 theme: str, k: int) -> None:
+def test_a_switch_that_fails_part_way_restores_the_previous_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, theme: str, k: int
+) -> None:
     out = tmp_path / "out"
     write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
     before = files_of(out)
@@ -432,8 +472,9 @@ def test_a_switch_that_fails_part_way_restores_the_previous_run(tmp_path: Path, 
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
 @pytest.mark.parametrize("k", [2, 4, 6])
-def test_the_next_run_repairs_a_run_killed_during_its_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              theme: str, k: int) -> None:
+def test_the_next_run_repairs_a_run_killed_during_its_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, theme: str, k: int
+) -> None:
     out = tmp_path / "out"
     write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
     before = files_of(out)
@@ -448,7 +489,9 @@ def test_the_next_run_repairs_a_run_killed_during_its_switch(tmp_path: Path, mon
     assert hidden_leftovers(out) == []
 
 
-def test_a_rollback_killed_part_way_is_finished_by_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rollback_killed_part_way_is_finished_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out"
     write_outputs(lecture_graph(), out, DiagramOptions(), ("svg", "png"))
     before = files_of(out)
@@ -476,9 +519,11 @@ def test_a_rollback_killed_part_way_is_finished_by_the_next_run(tmp_path: Path, 
 def test_a_journal_the_tool_did_not_write_is_left_alone(tmp_path: Path) -> None:
     out = tmp_path / "out"
     planted = plant(out, ["index.html", "None/notes.md"])
-    for journal in ('{"place": ["graph.svg"]}', '{"backup": "", "staging": "", "moves": [], "done": 0, '
-                    '"manifest_sha256": ""}', '{"backup": "None", "staging": "None", "moves": [["place", '
-                    '"index.html"]], "done": 1, "manifest_sha256": "x"}'):
+    for journal in (
+        '{"place": ["graph.svg"]}',
+        '{"backup": "", "staging": "", "moves": [], "done": 0, "manifest_sha256": ""}',
+        '{"backup": "None", "staging": "None", "moves": [["place", "index.html"]], "done": 1, "manifest_sha256": "x"}',
+    ):
         (out / output.JOURNAL).write_text(journal)
         r = run_cli(str(LECTURE), "--out", str(out), "--format", "svg")
         one_line_error(r, 2, "is not a journal explain-graph wrote", "touched nothing")
@@ -575,16 +620,23 @@ def test_an_exit_after_the_traced_step_is_reported(tmp_path: Path) -> None:
 def test_bad_seeds_closed_stdout(tmp_path: Path) -> None:
     r = run_cli(str(LECTURE), "--seed", "-5", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "--seed" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([*CLI, str(LECTURE), "--out", str(tmp_path / "o")], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    r = subprocess.run(
+        [*CLI, str(LECTURE), "--out", str(tmp_path / "o")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
     one_line_error(r, 2, "standard output is closed")
     assert not (tmp_path / "o").exists()
 
 
 def test_warnings_point_at_the_users_line(tmp_path: Path) -> None:
     script = tmp_path / "warns.py"
-    script.write_text("import torch\nx = torch.ones(2)\nw = torch.tensor(torch.ones(2), requires_grad=True)\n"
-                      "loss = (w * x).sum()\nloss.backward()\n")
+    script.write_text(
+        "import torch\nx = torch.ones(2)\nw = torch.tensor(torch.ones(2), requires_grad=True)\n"
+        "loss = (w * x).sum()\nloss.backward()\n"
+    )
     r = run_cli(str(script), "--out", str(tmp_path / "o"), "--format", "svg")
     assert r.returncode == 0, r.stderr
     assert f"{script}:3: UserWarning: To copy construct" in r.stderr, r.stderr

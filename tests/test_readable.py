@@ -25,8 +25,10 @@ from explainer.graph import load_graph
 from explainer.text import stage_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
-pytestmark = [pytest.mark.slow,  # renders videos and decks to read them
-              pytest.mark.skipif(TESSERACT is None, reason="tesseract-ocr is missing: run scripts/bootstrap.sh")]
+pytestmark = [
+    pytest.mark.slow,  # renders videos and decks to read them
+    pytest.mark.skipif(TESSERACT is None, reason="tesseract-ocr is missing: run scripts/bootstrap.sh"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,10 @@ def middle_frames(folder: Path, g: nx.DiGraph, lang: str = "en") -> list[tuple[S
     cues = []
     for block in (folder / "backward.srt").read_text(encoding="utf-8").strip().split("\n\n"):
         lines = block.split("\n")
-        a, b = (sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1)))
-                for t in lines[1].split(" --> "))
+        a, b = (
+            sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1)))
+            for t in lines[1].split(" --> ")
+        )
         cues.append(((a + b) / 2, lines[2:]))
     with av.open(str(folder / "backward.mp4")) as c:
         frames = [(float(f.pts * f.time_base), f) for f in c.decode(video=0)]
@@ -89,8 +93,11 @@ def test_every_backward_step_of_the_mlp_video_is_read(mlp: Path) -> None:
     assert g.number_of_nodes() == 17 and [8, 4] in [d["shape"] for _, d in g.nodes(data=True)]
     with av.open(str(mlp / "backward.mp4")) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (854, 480)  # the default quality
-    results = [(g.nodes[s.node]["label"], step_numbers(g, s), read_numbers(img, want=step_numbers(g, s)))
-               for s, img in middle_frames(mlp, g) if s.kind == "backward"]
+    results = [
+        (g.nodes[s.node]["label"], step_numbers(g, s), read_numbers(img, want=step_numbers(g, s)))
+        for s, img in middle_frames(mlp, g)
+        if s.kind == "backward"
+    ]
     assert len(results) == len(g.graph["backward_order"])
     check_read(results)
 
@@ -114,12 +121,16 @@ def test_every_backward_page_of_the_mlp_deck_is_read(mlp: Path) -> None:
 
 def test_the_lecture_in_korean_and_dark_is_read(tmp_path: Path) -> None:
     out = tmp_path / "ko"
-    proc = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(out), "--video", "--lang", "ko",
-                   "--theme", "dark")
+    proc = run_cli(
+        str(EXAMPLES / "linear_regression.py"), "--out", str(out), "--video", "--lang", "ko", "--theme", "dark"
+    )
     assert proc.returncode == 0, proc.stderr
     g = load_graph(out / "graph.json")
-    results = [(g.nodes[s.node]["label"], step_numbers(g, s), read_numbers(img, want=step_numbers(g, s)))
-               for s, img in middle_frames(out, g, "ko") if s.kind == "backward"]
+    results = [
+        (g.nodes[s.node]["label"], step_numbers(g, s), read_numbers(img, want=step_numbers(g, s)))
+        for s, img in middle_frames(out, g, "ko")
+        if s.kind == "backward"
+    ]
     check_read(results)
 
 

@@ -235,7 +235,7 @@ def test_parts_of_named_data_and_data_computed_from_it_are_named() -> None:
         h = torch.zeros(1, 2)
         for t in range(2):
             h = cell(x[:, t], h)
-        loss = h.sum() + (coef * x ** 2).sum()
+        loss = h.sum() + (coef * x**2).sum()
         loss.backward()
     g = build_graph(tr.result)
     labels = {d["label"] for _, d in g.nodes(data=True) if d["kind"] == "input"}
@@ -273,8 +273,9 @@ def test_a_custom_functions_internals_are_not_drawn_as_inputs() -> None:
 def test_a_sparse_tensor_says_how_many_entries_it_stores() -> None:
     from explainer.text import value_inline
 
-    adj = torch.sparse_coo_tensor(torch.tensor([[0, 1, 2], [1, 2, 0]]), torch.tensor([0.5, 2.0, 1.5]), (3, 3),
-                                  check_invariants=True)
+    adj = torch.sparse_coo_tensor(
+        torch.tensor([[0, 1, 2], [1, 2, 0]]), torch.tensor([0.5, 2.0, 1.5]), (3, 3), check_invariants=True
+    )
     w = torch.randn(3, 2, requires_grad=True)
     with Tracer() as tr:
         loss = torch.sparse.mm(adj, w).sum()

@@ -131,7 +131,12 @@ def assert_failed_cleanly(run: Run, code: int, *fragments: str) -> None:
 def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
     g = runs["mlp"].graph
     assert (runs["mlp"].out / "graph.png").stat().st_size > 10_000
-    for label, module in (("model.0.weight", "model.0"), ("model.0.bias", "model.0"), ("model.2.weight", "model.2"), ("model.2.bias", "model.2")):
+    for label, module in (
+        ("model.0.weight", "model.0"),
+        ("model.0.bias", "model.0"),
+        ("model.2.weight", "model.2"),
+        ("model.2.bias", "model.2"),
+    ):
         d = node(g, label)
         assert d["kind"] == "param" and d["module"] == module
     assert {"model": "Sequential", "model.0": "Linear", "model.1": "ReLU", "model.2": "Linear"}.items() <= g.graph[
@@ -141,7 +146,9 @@ def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
     assert g.nodes[relu]["module"] == "model.1"
 
     # autograd, independently, on the recorded numbers
-    w0, b0, w2, b2 = (leaf(node(g, n)["value"]) for n in ("model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"))
+    w0, b0, w2, b2 = (
+        leaf(node(g, n)["value"]) for n in ("model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias")
+    )
     x, y = T(node(g, "x")["value"]), T(node(g, "y")["value"])
     pred = F.relu(x @ w0.T + b0) @ w2.T + b2
     loss = F.mse_loss(pred, y)
@@ -171,10 +178,27 @@ def test_mlp_sequential_adam(runs: dict[str, Run]) -> None:
 def test_cnn_conv_batchnorm_inplace_relu_dropout(runs: dict[str, Run]) -> None:
     g = runs["cnn"].graph
     labels = {d["label"] for _, d in g.nodes(data=True)}
-    assert {"net.conv.weight", "net.conv.bias", "net.bn.weight", "net.bn.bias", "net.fc.weight", "net.fc.bias", "images", "labels",
-            "logits", "loss", "dropout mask"} <= labels
-    assert {"net": "Net", "net.conv": "Conv2d", "net.bn": "BatchNorm2d", "net.relu": "ReLU",
-            "net.drop": "Dropout", "net.fc": "Linear"}.items() <= g.graph["modules"].items()
+    assert {
+        "net.conv.weight",
+        "net.conv.bias",
+        "net.bn.weight",
+        "net.bn.bias",
+        "net.fc.weight",
+        "net.fc.bias",
+        "images",
+        "labels",
+        "logits",
+        "loss",
+        "dropout mask",
+    } <= labels
+    assert {
+        "net": "Net",
+        "net.conv": "Conv2d",
+        "net.bn": "BatchNorm2d",
+        "net.relu": "ReLU",
+        "net.drop": "Dropout",
+        "net.fc": "Linear",
+    }.items() <= g.graph["modules"].items()
 
     # buffers show what batch norm read, before its in-place update of the running stats
     for name, want in (("net.bn.running_mean", [0.0, 0.0]), ("net.bn.running_var", [1.0, 1.0])):
@@ -420,9 +444,12 @@ def test_lecture_script_step_two(runs: dict[str, Run]) -> None:
 
 def test_trainer_class_names_self_attributes_and_notes_clipping() -> None:
     g = trace("trainer_class.py")
-    assert {"model": "Sequential", "model.0": "Embedding", "model.2": "Linear", "crit": "CrossEntropyLoss"}.items() <= g.graph[
-        "modules"
-    ].items()
+    assert {
+        "model": "Sequential",
+        "model.0": "Embedding",
+        "model.2": "Linear",
+        "crit": "CrossEntropyLoss",
+    }.items() <= g.graph["modules"].items()
     for name in ("model.0.weight", "model.2.weight", "model.2.bias"):
         assert node(g, name)["kind"] == "param"
     for name in ("xb", "yb", "out", "loss"):

@@ -84,8 +84,11 @@ def test_page_svg_shows_this_steps_numbers_and_hides_later_ones() -> None:
     pages = build_pages(g, DiagramOptions(title="linear_regression.py"))
     plans = plan_pages(g, choreograph(g))
     assert len(pages) == len(plans) == 8
-    k = next(i for i, p in enumerate(plans) if p.kind == "backward" and plans[i].step is not None
-             and choreograph(g)[plans[i].step].node == ids["pred"])
+    k = next(
+        i
+        for i, p in enumerate(plans)
+        if p.kind == "backward" and plans[i].step is not None and choreograph(g)[plans[i].step].node == ids["pred"]
+    )
     assert "pred = b + x · Wᵀ" in plans[k].header and "②" in plans[k].header
     page = pages[k]
     pred, w, b = (g.nodes[ids[x]] for x in ("pred", "model.weight", "model.bias"))
@@ -99,8 +102,12 @@ def test_page_svg_shows_this_steps_numbers_and_hides_later_ones() -> None:
     # the focus panel: every entry of the gradient arriving and of what autograd sent along each edge
     panel = next(e for e in page.iter(f"{Q}g") if e.get("class") == "eg-panel")
     cells = [e.text for e in panel.iter(f"{Q}text")]
-    for v in (pred["grad"], g.edges[ids["model.bias"], ids["pred"]]["grad"], g.edges[ids["t"], ids["pred"]]["grad"],
-              pred["value"]):
+    for v in (
+        pred["grad"],
+        g.edges[ids["model.bias"], ids["pred"]]["grad"],
+        g.edges[ids["t"], ids["pred"]]["grad"],
+        pred["value"],
+    ):
         assert all(x in cells for x in _entries(v))
     assert any("∂L/∂pred" in c for c in cells) and any("Σ_rows" in c for c in cells)
     np.testing.assert_allclose(np.ravel(b["grad"]), np.ravel(g.edges[ids["model.bias"], ids["pred"]]["grad"]))
@@ -161,16 +168,22 @@ def test_lecture_deck_pdf_and_pngs(lecture_decks: dict[str, Path]) -> None:
         assert im.size == (1920, 1080)
     # page 4 (backward step ② pred) as text: its panel's numbers equal the graph's
     ids = _by_label(g)
-    text = subprocess.run(["pdftotext", "-f", "4", "-l", "4", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-f", "4", "-l", "4", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     words = set(text.split())
     for u in ("t", "model.bias"):
         assert set(_entries(g.edges[ids[u], ids["pred"]]["grad"])) <= words
     assert set(_entries(g.nodes[ids["pred"]]["grad"])) <= words
     assert set(_entries(g.nodes[ids["model.weight"]]["grad"])) <= words  # −25.92 sent to t
     # the optimizer page
-    last = re.sub(r"\s+", "", subprocess.run(["pdftotext", "-f", "8", "-l", "8", str(pdf), "-"], capture_output=True,
-                                             text=True, check=True).stdout)
+    last = re.sub(
+        r"\s+",
+        "",
+        subprocess.run(
+            ["pdftotext", "-f", "8", "-l", "8", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout,
+    )
     after = g.nodes[ids["model.weight"]]["update"]["after"]
     assert re.sub(r"\s+", "", value_inline(after)) in last
 
@@ -191,9 +204,13 @@ def test_korean_dark_deck_has_every_glyph(lecture_decks: dict[str, Path]) -> Non
     # every character on the pages has a font that draws it (no missing-glyph boxes)
     pages = build_pages(g, DiagramOptions(theme="dark", lang="ko"))
     chars = {c for p in pages for e in p.iter(f"{Q}text") for c in (e.text or "") if ord(c) > 127}
-    missing = [c for c in sorted(chars)
-               if not subprocess.run(["fc-list", f":charset={ord(c):x}", "family"], capture_output=True,
-                                     text=True).stdout.strip()]
+    missing = [
+        c
+        for c in sorted(chars)
+        if not subprocess.run(
+            ["fc-list", f":charset={ord(c):x}", "family"], capture_output=True, text=True
+        ).stdout.strip()
+    ]
     assert not missing
     with Image.open(d / "slides" / "page-03.png") as im:
         corner = im.convert("RGB").getpixel((5, 5))
@@ -208,7 +225,9 @@ def test_deck_is_deterministic(theme: str) -> None:
     assert a == b
 
 
-def test_missing_converter_is_a_one_line_error_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_converter_is_a_one_line_error_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from explainer.errors import ExplainerError
     from explainer.pipeline import write_outputs
     from explainer.render import slides
@@ -219,5 +238,9 @@ def test_missing_converter_is_a_one_line_error_and_writes_nothing(tmp_path: Path
     with pytest.raises(ExplainerError) as exc:
         write_outputs(lecture_graph(), out, DiagramOptions(), slides=True)
     assert exc.value.exit_code == 5
-    assert "rsvg-convert" in str(exc.value) and "apt-get install librsvg2-bin" in str(exc.value) and "\n" not in str(exc.value)
+    assert (
+        "rsvg-convert" in str(exc.value)
+        and "apt-get install librsvg2-bin" in str(exc.value)
+        and "\n" not in str(exc.value)
+    )
     assert not out.exists()

@@ -21,23 +21,35 @@ from explainer.story import build_story, choose_rankdir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_run_with_every_output_calls_dot_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One dot for the diagram files, one for the frame the video, slides and page share."""
-    real = shutil.which("dot")
-    assert real
+def _dot_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> list[str]:
+    """The ``dot`` command lines of one CLI run of the lecture with every step-through output."""
     bin_dir, log = tmp_path / "bin", tmp_path / "dot-calls"
-    bin_dir.mkdir()
+    real = shutil.which(
+        "dot", path=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != str(bin_dir))
+    )
+    assert real
+    bin_dir.mkdir(exist_ok=True)
     stand_in = bin_dir / "dot"
     stand_in.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{real}" "$@"\n')
     stand_in.chmod(0o755)
+    log.unlink(missing_ok=True)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    proc = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(tmp_path / "out"), "--video", "--slides",
-                   "--html")
+    out = tmp_path / "out"
+    proc = run_cli(str(EXAMPLES / "linear_regression.py"), "--out", str(out), "--video", "--slides", "--html", *options)
     assert proc.returncode == 0, proc.stderr
-    calls = log.read_text().splitlines()
+    assert {p.name for p in out.iterdir()} >= {"backward.mp4", "slides.pdf", "index.html"}
+    return log.read_text().splitlines()
+
+
+def test_a_run_with_every_output_calls_dot_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One dot for the diagram files, one for the frame the video, slides and page share; a small
+    graph whose direction is left to the tool gets one more, quick one (positions only) to choose it."""
+    calls = _dot_calls(tmp_path, monkeypatch, "--rankdir", "LR")
     assert len(calls) == 2, calls
-    assert any("-Tjson0" in c and "-O" in c for c in calls)  # the frame, laid out with its SVG in one process
-    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"backward.mp4", "slides.pdf", "index.html"}
+    assert any("-Tjson0" in c and "-Tsvg" in c and "-O" in c for c in calls)  # the frame, with its SVG
+    calls = _dot_calls(tmp_path, monkeypatch)
+    assert len(calls) == 3, calls
+    assert sum(c.split()[:2] == ["-Tjson0", "-O"] for c in calls) == 1  # the diagram's two directions
 
 
 def test_renderers_only_read_the_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,6 +64,7 @@ def test_renderers_only_read_the_story(tmp_path: Path, monkeypatch: pytest.Monke
         def fail(*a: object, **k: object) -> None:
             calls.append(name)
             raise AssertionError(f"{name} called by a renderer")
+
         return fail
 
     monkeypatch.setattr(explainer.layout, "run_dot", forbidden("run_dot"))

@@ -11,21 +11,29 @@ from explainer.themes import HEAT_ROLES, OKABE_ITO, SURFACE_ROLES, TEXT_ROLES, T
 
 #: Machado, Oliveira & Fernandes (2009), severity 1.0: linear-RGB simulation of each dichromacy.
 CVD = {
-    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
-                            [-0.003882, -0.048116, 1.051998]]),
-    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
-                              [-0.011820, 0.042940, 0.968881]]),
-    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
-                            [0.004733, 0.691367, 0.303900]]),
+    "protanopia": np.array(
+        [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]]
+    ),
+    "deuteranopia": np.array(
+        [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]]
+    ),
+    "tritanopia": np.array(
+        [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]]
+    ),
 }
 #: The roles every renderer colours, with the Okabe-Ito hue each is drawn in.
-ROLE_HUES = {"param_border": "blue", "op_border": "yellow", "loss_border": "reddish_purple", "grad": "vermillion",
-             "update": "bluish_green"}
+ROLE_HUES = {
+    "param_border": "blue",
+    "op_border": "yellow",
+    "loss_border": "reddish_purple",
+    "grad": "vermillion",
+    "update": "bluish_green",
+}
 
 
 def _rgb(colour: str) -> np.ndarray:
     h = {"white": "ffffff"}.get(colour, colour).lstrip("#")
-    return np.array([int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)])
+    return np.array([int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)])
 
 
 def _linear(c: np.ndarray) -> np.ndarray:
@@ -71,5 +79,5 @@ def test_roles_stay_apart_with_colour_vision_deficiencies(theme: Theme, kind: st
     """Parameter, operation, loss, gradient and update colours stay distinguishable (CIELAB ΔE ≥ 10)."""
     seen = {role: _lab(CVD[kind] @ _linear(_rgb(getattr(theme, role)))) for role in ROLE_HUES}
     roles = list(seen)
-    worst = min((float(np.linalg.norm(seen[a] - seen[b])), a, b) for i, a in enumerate(roles) for b in roles[i + 1:])
+    worst = min((float(np.linalg.norm(seen[a] - seen[b])), a, b) for i, a in enumerate(roles) for b in roles[i + 1 :])
     assert worst[0] >= 10, worst

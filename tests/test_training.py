@@ -45,7 +45,8 @@ def edited(tmp: Path, name: str, line: str) -> Path:
     text = LECTURE.read_text(encoding="utf-8")
     assert LINE in text and STEP in text
     text = text.replace(LINE, line).replace(
-        STEP, STEP + "    _oracle.append([loss.item(), model.weight.item(), model.bias.item()])\n")
+        STEP, STEP + "    _oracle.append([loss.item(), model.weight.item(), model.bias.item()])\n"
+    )
     path = tmp / f"{name}.py"
     path.write_text("_oracle = []\n" + text, encoding="utf-8")
     return path
@@ -54,13 +55,17 @@ def edited(tmp: Path, name: str, line: str) -> Path:
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[list[float]]]:
     tmp = tmp_path_factory.mktemp("oracle")
-    scripts = {name: str(edited(tmp, name, f"optimizer = {cls}(model.parameters(), lr=0.05)"))
-               for name, cls in COMPARE.items()}
-    scripts |= {f"lr={lr}": str(edited(tmp, f"lr{i}", f"optimizer = optim.SGD(model.parameters(), lr={lr})"))
-                for i, lr in enumerate(SWEEP)}
+    scripts = {
+        name: str(edited(tmp, name, f"optimizer = {cls}(model.parameters(), lr=0.05)")) for name, cls in COMPARE.items()
+    }
+    scripts |= {
+        f"lr={lr}": str(edited(tmp, f"lr{i}", f"optimizer = optim.SGD(model.parameters(), lr={lr})"))
+        for i, lr in enumerate(SWEEP)
+    }
     out = tmp / "oracle.json"
-    subprocess.run([sys.executable, "-c", ORACLE, json.dumps(scripts), str(out)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", ORACLE, json.dumps(scripts), str(out)], check=True, capture_output=True, timeout=300
+    )
     return json.loads(out.read_text())
 
 
@@ -190,8 +195,11 @@ def test_plots_one_path_per_run_minimum_marked_deterministic(swept, tmp_path) ->
 def test_slice_of_a_larger_model(tmp_path) -> None:
     rec = run_training(ROOT / "tests" / "scripts" / "mlp_adam.py", [], TrainingOptions(), progress=False)
     run = rec.runs[0]
-    assert run.optimizer == "Adam" and run.steps == 3 and set(run.params) == {
-        "model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
+    assert (
+        run.optimizer == "Adam"
+        and run.steps == 3
+        and set(run.params) == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
+    )
     assert isinstance(run.params["model.0.weight"][0], list)  # 12 entries: stored whole
     s = rec.surface
     assert s is not None and s.kind in ("pca", "random") and s.matches_script
@@ -202,8 +210,19 @@ def test_slice_of_a_larger_model(tmp_path) -> None:
 
 def test_cli_compare_korean_html_slides(tmp_path) -> None:
     out = tmp_path / "out"
-    r = run_cli(str(LECTURE), "--compare", "sgd,adam", "--lang", "ko", "--out", str(out), "--html", "--slides",
-                "--format", "svg")
+    r = run_cli(
+        str(LECTURE),
+        "--compare",
+        "sgd,adam",
+        "--lang",
+        "ko",
+        "--out",
+        str(out),
+        "--html",
+        "--slides",
+        "--format",
+        "svg",
+    )
     assert r.returncode == 0, r.stderr
     names = {p.name for p in out.iterdir()}
     assert {"training.json", "training.svg", "training.png", "index.html", "slides.pdf"} <= names
@@ -218,12 +237,15 @@ def test_cli_compare_korean_html_slides(tmp_path) -> None:
     assert data["schema"] == "explain-graph-training/1" and [r["optimizer"] for r in data["runs"]] == ["SGD", "Adam"]
 
 
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (("--compare", "sgd,nope"), 2, "unknown optimizer 'nope'"),
-    (("--lr", "0.1"), 2, "--lr applies to training runs"),
-    (("--compare", "sgd", "--lr-sweep", "0.1"), 2, "separate experiments"),
-    (("--lr-sweep", "0.1,x"), 2, "is not a number"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("--compare", "sgd,nope"), 2, "unknown optimizer 'nope'"),
+        (("--lr", "0.1"), 2, "--lr applies to training runs"),
+        (("--compare", "sgd", "--lr-sweep", "0.1"), 2, "separate experiments"),
+        (("--lr-sweep", "0.1,x"), 2, "is not a number"),
+    ],
+)
 def test_cli_bad_training_options(tmp_path, args, code, words) -> None:
     out = tmp_path / "out"
     r = run_cli(str(LECTURE), "--out", str(out), *args)
@@ -274,6 +296,7 @@ def test_training_video_decoded(swept, tmp_path) -> None:
 
 
 def test_same_script_same_record(compared) -> None:
-    again = run_training(LECTURE, [], TrainingOptions(compare=parse_compare("sgd,adam,rmsprop,adagrad"), jobs=1),
-                         progress=False)
+    again = run_training(
+        LECTURE, [], TrainingOptions(compare=parse_compare("sgd,adam,rmsprop,adagrad"), jobs=1), progress=False
+    )
     assert json.dumps(again.to_json()) == json.dumps(compared.to_json())  # whatever the order runs finish in

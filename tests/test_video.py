@@ -122,8 +122,10 @@ def cues(srt: Path) -> list[tuple[float, float, list[str]]]:
     out = []
     for block in srt.read_text(encoding="utf-8").strip().split("\n\n"):
         lines = block.split("\n")
-        a, b = (sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1)))
-                for t in lines[1].split(" --> "))
+        a, b = (
+            sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1)))
+            for t in lines[1].split(" --> ")
+        )
         out.append((a, b, lines[2:]))
     return out
 
@@ -145,8 +147,10 @@ def test_srt_has_one_cue_per_step_in_order_with_lines_as_lines(video) -> None:
     got = cues(srt)
     # one per step, and one where the camera pulls back to show the whole graph before each stage
     assert len(got) == len(steps) + 2
-    assert [c[2] for c in got if c[2] in (["Backward pass"], ["Optimizer step"])] == [["Backward pass"],
-                                                                                       ["Optimizer step"]]
+    assert [c[2] for c in got if c[2] in (["Backward pass"], ["Optimizer step"])] == [
+        ["Backward pass"],
+        ["Optimizer step"],
+    ]
     text = srt.read_text(encoding="utf-8")
     assert "loss = mse_loss" in text and "model.weight.grad" in text
     assert " / " not in text  # caption lines stay lines (a slash reads as division)

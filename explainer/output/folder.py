@@ -45,7 +45,8 @@ def check_out_path(out: str | Path) -> Path:
 
 def _cannot_write(path: Path, exc: OSError) -> OutputFolderError:
     return OutputFolderError(
-        f"cannot write into {path} ({exc.strerror or exc}): choose a folder you can write to with --out")
+        f"cannot write into {path} ({exc.strerror or exc}): choose a folder you can write to with --out"
+    )
 
 
 def _make_folder(out_dir: Path) -> list[Path]:
@@ -56,7 +57,8 @@ def _make_folder(out_dir: Path) -> list[Path]:
     except OSError as exc:
         raise OutputFolderError(
             f"cannot create the output folder {out_dir} ({exc.strerror or exc}): choose a folder you can write to "
-            "with --out") from None
+            "with --out"
+        ) from None
     return missing
 
 
@@ -119,8 +121,9 @@ class OutputFolder:
         self.check_conflicts(planned)  # the user may have added files while the script ran
         aside = [n for n in new if exists(self.path / n)]
         stale = [n for n in sorted(self.manifest) if n not in files and is_ours(self.path, n, self.manifest[n])]
-        switch(self.path, staging, aside + stale, new, manifest_text(files, staging.name, __version__),
-               self.may_replace)
+        switch(
+            self.path, staging, aside + stale, new, manifest_text(files, staging.name, __version__), self.may_replace
+        )
         self.manifest = files
         for folder in OUTPUT_PATTERNS:
             remove_if_empty(self.path / folder)
@@ -175,8 +178,9 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def open_output(out: str | Path, planned: frozenset[str], *, force: bool = False,
-                on_wait: Callable[[Path], None] | None = None) -> Iterator[OutputFolder]:
+def open_output(
+    out: str | Path, planned: frozenset[str], *, force: bool = False, on_wait: Callable[[Path], None] | None = None
+) -> Iterator[OutputFolder]:
     """Check, create and lock the output folder for one run; repair what killed runs left; stage.
 
     Everything that can fail about the folder fails here, before the caller runs the

@@ -14,22 +14,45 @@ from pathlib import Path
 
 #: Every file an explanation may write, relative to the output folder.
 OUTPUT_FILES = frozenset(
-    {"graph.svg", "graph.png", "graph.pdf", "graph.json", "loss_curve.png", "backward.mp4", "backward.srt",
-     "slides.pdf", "slides.pptx", "index.html", "training.json", "training.svg", "training.png", "training.mp4"}
+    {
+        "graph.svg",
+        "graph.png",
+        "graph.pdf",
+        "graph.json",
+        "loss_curve.png",
+        "backward.mp4",
+        "backward.srt",
+        "slides.pdf",
+        "slides.pptx",
+        "index.html",
+        "training.json",
+        "training.svg",
+        "training.png",
+        "training.mp4",
+    }
 )
 #: Output names whose count depends on the run (one PNG per slide page, one clip per step of the
 #: video), by the folder they live in.
-OUTPUT_PATTERNS = {"slides": re.compile(r"slides/page-\d+\.png", re.IGNORECASE),
-                   "backward_sections": re.compile(r"backward_sections/(sections\.json|\d+-[A-Za-z0-9_.-]+\.mp4)",
-                                                   re.IGNORECASE)}
+OUTPUT_PATTERNS = {
+    "slides": re.compile(r"slides/page-\d+\.png", re.IGNORECASE),
+    "backward_sections": re.compile(r"backward_sections/(sections\.json|\d+-[A-Za-z0-9_.-]+\.mp4)", re.IGNORECASE),
+}
 
 _HASH_CHUNK = 1 << 20
 
 Digest = dict[str, "int | str"]
 
 
-def planned_outputs(formats: Iterable[str], *, losses: bool = False, video: bool = False, slides: bool = False,
-                    html: bool = False, training: bool = False, pptx: bool = False) -> frozenset[str]:
+def planned_outputs(
+    formats: Iterable[str],
+    *,
+    losses: bool = False,
+    video: bool = False,
+    slides: bool = False,
+    html: bool = False,
+    training: bool = False,
+    pptx: bool = False,
+) -> frozenset[str]:
     """The names a run with these options writes (``slides`` stands for every page PNG,
     ``backward_sections`` for every clip of the video).
 
@@ -113,13 +136,28 @@ def matching(out_dir: Path, planned: frozenset[str]) -> list[str]:
 def conflict_message(out_dir: Path, names: list[str], force: bool) -> str:
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     if force:
-        return (f"{shown} in {out_dir} cannot be replaced, not even with --force (a folder where explain-graph "
-                "writes a file, or something other than a folder where it needs its slides/ folder): move it away "
-                "or choose another --out")
+        return (
+            f"{shown} in {out_dir} cannot be replaced, not even with --force (a folder where explain-graph "
+            "writes a file, or something other than a folder where it needs its slides/ folder): move it away "
+            "or choose another --out"
+        )
     them = "it" if len(names) == 1 else "them"
-    return (f"{out_dir} already holds {shown}, which explain-graph did not write (or which changed since): "
-            f"keep {them} by choosing another --out, or pass --force to overwrite {them}")
+    return (
+        f"{out_dir} already holds {shown}, which explain-graph did not write (or which changed since): "
+        f"keep {them} by choosing another --out, or pass --force to overwrite {them}"
+    )
 
 
-__all__ = ["OUTPUT_FILES", "OUTPUT_PATTERNS", "conflict_message", "exists", "file_digest", "is_ours",
-           "is_output_name", "matching", "planned_outputs", "replaceable", "within"]
+__all__ = [
+    "OUTPUT_FILES",
+    "OUTPUT_PATTERNS",
+    "conflict_message",
+    "exists",
+    "file_digest",
+    "is_ours",
+    "is_output_name",
+    "matching",
+    "planned_outputs",
+    "replaceable",
+    "within",
+]

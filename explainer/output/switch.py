@@ -63,8 +63,13 @@ class Journal:
         """The journal at ``path`` if it is one this tool wrote; anything else is left alone."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            journal = cls(str(data["staging"]), str(data["backup"]), [(str(k), str(n)) for k, n in data["moves"]],
-                          str(data["manifest_sha256"]), int(data["done"]))
+            journal = cls(
+                str(data["staging"]),
+                str(data["backup"]),
+                [(str(k), str(n)) for k, n in data["moves"]],
+                str(data["manifest_sha256"]),
+                int(data["done"]),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
         names_ok = all(k in ("aside", "place") and is_output_name(n) for k, n in journal.moves)
@@ -90,8 +95,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def manifest_text(files: dict[str, dict[str, int | str]], run: str, version: str) -> str:
-    return json.dumps({"tool": "explain-graph", "version": version, "run": run, "files": files},
-                      indent=1, sort_keys=True) + "\n"
+    return (
+        json.dumps({"tool": "explain-graph", "version": version, "run": run, "files": files}, indent=1, sort_keys=True)
+        + "\n"
+    )
 
 
 def move(src: Path, dst: Path) -> None:
@@ -99,8 +106,9 @@ def move(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def switch(out_dir: Path, staging: Path, aside: list[str], place: list[str], manifest: str,
-           may_replace: Callable[[str], bool]) -> None:
+def switch(
+    out_dir: Path, staging: Path, aside: list[str], place: list[str], manifest: str, may_replace: Callable[[str], bool]
+) -> None:
     """Move ``aside`` out of the way and ``place`` in; write ``manifest`` last.
 
     ``may_replace(name)`` is asked again right before each file is moved aside, so a file
@@ -108,20 +116,28 @@ def switch(out_dir: Path, staging: Path, aside: list[str], place: list[str], man
     """
     with signals_held(after_commit=True):
         backup = Path(tempfile.mkdtemp(prefix=f"{BACKUP_PREFIX}{os.getpid()}-", dir=out_dir))
-        journal = Journal(staging.name, backup.name, [("aside", n) for n in aside] + [("place", n) for n in place],
-                          hashlib.sha256(manifest.encode()).hexdigest())
+        journal = Journal(
+            staging.name,
+            backup.name,
+            [("aside", n) for n in aside] + [("place", n) for n in place],
+            hashlib.sha256(manifest.encode()).hexdigest(),
+        )
         try:
             journal.write(out_dir)
             for kind, name in journal.moves:
                 if kind == "aside":
                     if not may_replace(name):
-                        raise OutputConflictError(f"{out_dir / name} changed while explain-graph ran: it is kept; "
-                                                  "run again (or choose another --out)")
+                        raise OutputConflictError(
+                            f"{out_dir / name} changed while explain-graph ran: it is kept; "
+                            "run again (or choose another --out)"
+                        )
                     move(out_dir / name, backup / name)
                 else:
                     if exists(out_dir / name):
-                        raise OutputConflictError(f"{out_dir / name} appeared while explain-graph ran: it is kept; "
-                                                  "run again (or choose another --out)")
+                        raise OutputConflictError(
+                            f"{out_dir / name} appeared while explain-graph ran: it is kept; "
+                            "run again (or choose another --out)"
+                        )
                     move(staging / name, out_dir / name)
                 journal.done += 1
                 journal.write(out_dir)
@@ -151,7 +167,8 @@ def roll_back(out_dir: Path, journal: Journal) -> None:
             if exists(out_dir / name):
                 raise OutputFolderError(
                     f"an interrupted explain-graph run could not put {name} back: the earlier file is in "
-                    f"{backup / name}; move it where you want it, delete {out_dir / JOURNAL}, and run again")
+                    f"{backup / name}; move it where you want it, delete {out_dir / JOURNAL}, and run again"
+                )
             move(backup / name, out_dir / name)
         journal.done = i
         journal.write(out_dir)
@@ -179,8 +196,10 @@ def recover(out_dir: Path) -> None:
             else:
                 roll_back(out_dir, journal)
     elif exists(out_dir / JOURNAL):
-        raise OutputFolderError(f"{out_dir / JOURNAL} is not a journal explain-graph wrote, and a run needs that name: "
-                                "move it away (explain-graph touched nothing) or choose another --out")
+        raise OutputFolderError(
+            f"{out_dir / JOURNAL} is not a journal explain-graph wrote, and a run needs that name: "
+            "move it away (explain-graph touched nothing) or choose another --out"
+        )
     for p in sorted(out_dir.iterdir()):
         if HIDDEN.fullmatch(p.name) and not p.is_symlink():
             if p.is_dir():
@@ -225,5 +244,16 @@ def signals_held(after_commit: bool = False) -> Iterator[None]:
         raise SignalAfterCommit(caught[0])
 
 
-__all__ = ["BACKUP_PREFIX", "HIDDEN", "JOURNAL", "MANIFEST", "STAGING_PREFIX", "SignalAfterCommit", "manifest_text",
-           "recover", "remove_if_empty", "switch", "write_atomic"]
+__all__ = [
+    "BACKUP_PREFIX",
+    "HIDDEN",
+    "JOURNAL",
+    "MANIFEST",
+    "STAGING_PREFIX",
+    "SignalAfterCommit",
+    "manifest_text",
+    "recover",
+    "remove_if_empty",
+    "switch",
+    "write_atomic",
+]

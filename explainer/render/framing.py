@@ -64,8 +64,12 @@ class Rect:
 
     def contains(self, other: Rect, margin: float = 0.0) -> bool:
         mw, mh = self.w * margin, self.h * margin
-        return (other.left >= self.left + mw and other.right <= self.right - mw
-                and other.bottom >= self.bottom + mh and other.top <= self.top - mh)
+        return (
+            other.left >= self.left + mw
+            and other.right <= self.right - mw
+            and other.bottom >= self.bottom + mh
+            and other.top <= self.top - mh
+        )
 
 
 def union(rects: Iterable[Rect]) -> Rect:
@@ -209,5 +213,18 @@ class Camera:
         return self.current
 
 
-__all__ = ["FRAME_H", "FRAME_W", "HOME", "Camera", "Placement", "Rect", "Regions", "Shot", "fit_width", "place",
-           "regions", "shot_for", "union"]
+__all__ = [
+    "FRAME_H",
+    "FRAME_W",
+    "HOME",
+    "Camera",
+    "Placement",
+    "Rect",
+    "Regions",
+    "Shot",
+    "fit_width",
+    "place",
+    "regions",
+    "shot_for",
+    "union",
+]

@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from ..defaults import DEFAULT_DIGITS, FORMATS
-from ..layout import Layout, run_dot, run_dot_best
+from ..layout import Layout, layouts_of, run_dot
 from ..text import optimizer_text, t, value_full, value_inline, value_lines
 from ..themes import FONT, Theme, get_theme
 from .arrange import beside, clusters, edge_text
@@ -29,7 +29,7 @@ from .style import node_colours, step_mark, subtitle
 #: deeper graphs flow top to bottom.
 LR_MAX_DEPTH = 8
 #: The diagram's page: 16:9. Up to `CHOOSE_RANKDIR_MAX_NODES` nodes, the diagram file tries
-#: both directions (in the one ``dot`` process that writes its files) and keeps the one drawn larger on such a page;
+#: both directions (one quick ``dot`` process) and keeps the one drawn larger on such a page;
 #: beyond, the depth rule above decides.
 PAGE_ASPECT = 16 / 9
 CHOOSE_RANKDIR_MAX_NODES = 100
@@ -128,8 +128,10 @@ def node_tooltip(d: dict[str, Any]) -> str:
     if d.get("update"):
         parts.append(f"after update: {value_full(d['update']['after'])}")
     if d["kind"] == "module":
-        parts.append(f"folded: {d.get('folded')} nodes ({d.get('ops')} ops, {d.get('params')} parameters); "
-                     f"shows the output of {d.get('output')}")
+        parts.append(
+            f"folded: {d.get('folded')} nodes ({d.get('ops')} ops, {d.get('params')} parameters); "
+            f"shows the output of {d.get('output')}"
+        )
         parts.append("--max-nodes 0 draws every node" if d.get("capped") else f"open it: --expand {d.get('path')}")
     return "\n".join(parts)
 
@@ -149,7 +151,9 @@ def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
     parts = []
     if opts.title:
         parts.append(_font(_e(opts.title), theme.text, theme.title_size, bold=True))
-    parts.append(_font(_e(f"{t('loss', lang)} = {value_inline(loss, opts.digits, lang)}"), theme.loss_border, theme.title_size))
+    parts.append(
+        _font(_e(f"{t('loss', lang)} = {value_inline(loss, opts.digits, lang)}"), theme.loss_border, theme.title_size)
+    )
     parts.append(_font(_e(f"{t('step', lang)} {g.graph.get('step', 1)}"), theme.muted, theme.title_size))
     opt = optimizer_text(g.graph.get("optimizer"), lang, opts.digits)
     if opt:
@@ -160,7 +164,12 @@ def _title(g: nx.DiGraph, opts: DiagramOptions, theme: Theme) -> str:
 def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool = False) -> str:
     lang = opts.lang
     sw = []
-    for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
+    for key, kind in (
+        ("legend_param", "param"),
+        ("legend_input", "input"),
+        ("legend_op", "op"),
+        ("legend_loss", "loss"),
+    ):
         fill, border = node_colours(kind, theme)
         sw.append(
             f'<TR><TD BGCOLOR="{fill}" BORDER="1" COLOR="{border}" WIDTH="18"> </TD>'
@@ -178,7 +187,7 @@ def _legend(opts: DiagramOptions, theme: Theme, has_bad: bool, has_module: bool 
             f'<TD ALIGN="LEFT">{_font(_e(t("legend_bad", lang)), theme.text, theme.small_size)}</TD></TR>'
         )
     sw.append(
-        f'<TR><TD>{_font(step_mark(1), theme.grad, theme.font_size + 2, bold=True)}</TD>'
+        f"<TR><TD>{_font(step_mark(1), theme.grad, theme.font_size + 2, bold=True)}</TD>"
         f'<TD ALIGN="LEFT">{_font(_e(t("legend_badge", lang)), theme.text, theme.small_size)}</TD></TR>'
     )
     for key, color in (("legend_value", theme.text), ("legend_grad", theme.grad), ("legend_update", theme.update)):
@@ -203,8 +212,8 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         + (f"labelloc=t, label={_title(g, opts, theme)}, " if opts.title_bar else "")
         + "nodesep=0.35, ranksep=0.55, pad=0.3, "
         f"fontcolor={_q(theme.text)}];",
-        f"  node [shape=box, style=\"rounded,filled\", fontname={_q(FONT)}, fontsize={theme.font_size:g}, "
-        f"margin=\"0.12,0.06\", penwidth=1.4];",
+        f'  node [shape=box, style="rounded,filled", fontname={_q(FONT)}, fontsize={theme.font_size:g}, '
+        f'margin="0.12,0.06", penwidth=1.4];',
         f"  edge [color={_q(theme.edge)}, fontname={_q(FONT)}, fontsize={theme.small_size:g}, "
         f"fontcolor={_q(theme.grad)}, arrowsize=0.8, penwidth=1.2];",
     ]
@@ -238,7 +247,7 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         label = path + (f" #{call}" if call else "") + (f" ({mtype})" if mtype else "")
         lines.append(f"{indent}subgraph cluster_{next(counter)} {{")
         lines.append(
-            f"{indent}  label={_q(label)}; style=\"rounded,dashed\"; color={_q(theme.cluster)}; "
+            f'{indent}  label={_q(label)}; style="rounded,dashed"; color={_q(theme.cluster)}; '
             f"fontcolor={_q(theme.muted)}; fontsize={theme.small_size:g}; labeljust=l;"
         )
         inside = members.get(key, [])
@@ -264,15 +273,15 @@ def to_dot(g: nx.DiGraph, opts: DiagramOptions | None = None, dpi: int | None = 
         if d.get("grad") is None and d.get("backward_step") is None:
             attrs.append("style=dashed")
         elif len(grad_out) > 1:
-            attrs.append(f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + edge_text(d['grad'], opts.digits, opts.lang))}")
+            attrs.append(
+                f"{edge_label}={_q(t('edge_grad', opts.lang) + ' ' + edge_text(d['grad'], opts.digits, opts.lang))}"
+            )
         lines.append(f"  {_q(u)} -> {_q(v)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     if opts.legend:
         has_bad = any(d.get("nonfinite") for _, d in g.nodes(data=True))
         has_module = any(d["kind"] == "module" for _, d in g.nodes(data=True))
-        lines.append(
-            f"  legend [shape=plain, style=\"\", label={_legend(opts, theme, has_bad, has_module)}];"
-        )
+        lines.append(f'  legend [shape=plain, style="", label={_legend(opts, theme, has_bad, has_module)}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -322,8 +331,11 @@ def unscale_svg(text: str) -> str:
     if sx == 1 and sy == 1:
         return text
     w, h = float(size.group(1)) / sx, float(size.group(2)) / sy
-    text = text[: size.start()] + f'<svg width="{w:.2f}pt" height="{h:.2f}pt"\n viewBox="0.00 0.00 {w:.2f} {h:.2f}"' \
+    text = (
+        text[: size.start()]
+        + f'<svg width="{w:.2f}pt" height="{h:.2f}pt"\n viewBox="0.00 0.00 {w:.2f} {h:.2f}"'
         + text[size.end() :]
+    )
     return _SVG_SCALE.sub('transform="scale(1 1)', text, count=1)
 
 
@@ -338,20 +350,17 @@ def render_static(
     """Write ``graph.svg/png/pdf`` (as asked) into ``out_dir`` from one layout, in one ``dot`` process.
 
     Unless ``opts.rankdir`` fixes it, a graph of up to `CHOOSE_RANKDIR_MAX_NODES` nodes is
-    drawn both ways and the files of the one that fits a 16:9 page best are kept
-    (`page_rankdir`). With ``positions``, also return the layout's `Layout` (else None).
+    first laid out both ways (one more, quick ``dot`` process, positions only) to take the
+    direction that fits a 16:9 page best (`page_rankdir`). With ``positions``, also return the layout's `Layout` (else None).
     """
     opts = opts or DiagramOptions()
     dpi = get_theme(opts.theme).dpi
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
-    layout: Layout | None
     if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
         both = ("LR", "TB")
-        layout = run_dot_best([to_dot(g, replace(opts, rankdir=r), dpi=dpi) for r in both], paths,
-                              lambda lays: both.index(page_rankdir(dict(zip(both, lays)))))
-        layout = layout if positions else None
-    else:
-        layout = run_dot(to_dot(g, opts, dpi=dpi), paths, positions=positions)
+        laid = layouts_of([to_dot(g, replace(opts, rankdir=r)) for r in both])
+        opts = replace(opts, rankdir=page_rankdir(dict(zip(both, laid))))
+    layout = run_dot(to_dot(g, opts, dpi=dpi), paths, positions=positions)
     if "svg" in paths:
         svg = paths["svg"].read_text(encoding="utf-8")
         paths["svg"].write_text(unscale_svg(svg), encoding="utf-8")

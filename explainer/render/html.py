@@ -152,7 +152,10 @@ def page_data(story: Story) -> dict[str, Any]:
             "no_match": t("no_match", opts.lang),
             "node_label": t("node_label", opts.lang),
             "kinds": {
-                **{k: t("parameter" if k == "param" else k, opts.lang) for k in ("param", "leaf", "input", "buffer", "loss")},
+                **{
+                    k: t("parameter" if k == "param" else k, opts.lang)
+                    for k in ("param", "leaf", "input", "buffer", "loss")
+                },
                 "op": t("legend_op", opts.lang),
                 "module": t("module", opts.lang),
             },

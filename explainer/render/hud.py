@@ -116,12 +116,20 @@ class Hud:
         for pc in layout.cards:
             colour = role_colour(pc.card.role, th)
             f = frame_rect(pc.frame)
-            frame = m.RoundedRectangle(corner_radius=0.25 * em, width=f.w, height=f.h, fill_color=th.panel,
-                                       fill_opacity=1.0, stroke_color=colour, stroke_width=1.5)
+            frame = m.RoundedRectangle(
+                corner_radius=0.25 * em,
+                width=f.w,
+                height=f.h,
+                fill_color=th.panel,
+                fill_opacity=1.0,
+                stroke_color=colour,
+                stroke_width=1.5,
+            )
             group.add(frame.move_to((f.x, f.y, 0.0)))
             tb = frame_rect(pc.title)
-            group.add(place_line(self.bold.line(pc.card.title, colour, pc.title_size), tb.left, tb.y,
-                                 pc.title_size * 0.73))
+            group.add(
+                place_line(self.bold.line(pc.card.title, colour, pc.title_size), tb.left, tb.y, pc.title_size * 0.73)
+            )
             for note, nb in zip(pc.card.notes, pc.notes):
                 b = frame_rect(nb)
                 size = NOTE_SIZE * em

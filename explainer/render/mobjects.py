@@ -116,8 +116,15 @@ class Fade(m.Animation):
     mobjects only: removing a part of a group would split the group).
     """
 
-    def __init__(self, mobject: Any, to: float = 1.0, start: float | None = None, introduce: bool = False,
-                 remove: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        mobject: Any,
+        to: float = 1.0,
+        start: float | None = None,
+        introduce: bool = False,
+        remove: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self._parts = []
         for sm in mobject.family_members_with_points():
             fill = getattr(sm, "target_fill", sm.get_fill_opacity())
@@ -163,8 +170,9 @@ class Restroke(m.Animation):
     def interpolate_mobject(self, alpha: float) -> None:
         a = self.rate_func(alpha)
         mob: Any = self.mobject
-        mob.set_stroke(color=m.interpolate_color(self.c0, self.c1, a), width=self.w0 + (self.w1 - self.w0) * a,
-                       family=False)
+        mob.set_stroke(
+            color=m.interpolate_color(self.c0, self.c1, a), width=self.w0 + (self.w1 - self.w0) * a, family=False
+        )
 
 
 class MoveCamera(m.Animation):
@@ -191,8 +199,9 @@ def triangle_tip(at: np.ndarray, direction: np.ndarray, size: float, colour: str
     d = direction / max(float(np.linalg.norm(direction)), 1e-9)
     n = np.array([-d[1], d[0], 0.0])
     base = at - d * size
-    tip = m.Polygon(at, base + n * size * 0.55, base - n * size * 0.55, stroke_width=0, fill_color=colour,
-                    fill_opacity=1.0)
+    tip = m.Polygon(
+        at, base + n * size * 0.55, base - n * size * 0.55, stroke_width=0, fill_color=colour, fill_opacity=1.0
+    )
     return tip
 
 
@@ -210,14 +219,27 @@ def spline(points: list[np.ndarray], colour: str, width: float, dashed: bool) ->
 
 
 def heat_rect(box_w: float, box_h: float, fill: str, border: str) -> Any:
-    return m.Rectangle(width=box_w, height=box_h, fill_color=fill, fill_opacity=1.0, stroke_color=border,
-                       stroke_width=1)
+    return m.Rectangle(
+        width=box_w, height=box_h, fill_color=fill, fill_opacity=1.0, stroke_color=border, stroke_width=1
+    )
 
 
 def panel_backdrop(w: float, h: float, theme: Theme) -> Any:
     return m.Rectangle(width=w, height=h, fill_color=theme.background, fill_opacity=1.0, stroke_width=0)
 
 
-__all__ = ["Appear", "Fade", "MONO_FONT", "MoveCamera", "Restroke", "Typesetter", "centre_line", "heat_rect",
-           "panel_backdrop",
-           "place_line", "remember_opacity", "spline", "triangle_tip"]
+__all__ = [
+    "Appear",
+    "Fade",
+    "MONO_FONT",
+    "MoveCamera",
+    "Restroke",
+    "Typesetter",
+    "centre_line",
+    "heat_rect",
+    "panel_backdrop",
+    "place_line",
+    "remember_opacity",
+    "spline",
+    "triangle_tip",
+]

@@ -78,8 +78,15 @@ class GraphMobjects:
         if d.get("nonfinite"):
             fill, border = th.bad_fill, th.bad_border
         self.outline[n] = (border, 2.0)
-        rect = m.RoundedRectangle(corner_radius=min(0.3 * r.h, 6 * self.placement.scale), width=r.w, height=r.h,
-                                  fill_color=fill, fill_opacity=1.0, stroke_color=border, stroke_width=2)
+        rect = m.RoundedRectangle(
+            corner_radius=min(0.3 * r.h, 6 * self.placement.scale),
+            width=r.w,
+            height=r.h,
+            fill_color=fill,
+            fill_opacity=1.0,
+            stroke_color=border,
+            stroke_width=2,
+        )
         rect.move_to((r.x, r.y, 0.0))
         s = self.placement.scale
         pad = 6 * s
@@ -102,7 +109,8 @@ class GraphMobjects:
         self.values[n] = self._text_row(value, th.text, r, top - row, row)
         if d.get("grad") is not None:
             self.grads[n] = remember_opacity(
-                self._text_row("∂ " + value_inline(d["grad"], self.digits, self.lang), th.grad, r, top - 2 * row, row))
+                self._text_row("∂ " + value_inline(d["grad"], self.digits, self.lang), th.grad, r, top - 2 * row, row)
+            )
         self.rows[n] = row
         self.boxes[n] = rect
         self.groups[n] = remember_opacity(m.VGroup(rect, label, self.values[n]))
@@ -208,15 +216,24 @@ class GraphMobjects:
         radius = max(self.label_height * 0.45, 0.02)
         dot = m.Dot(radius=radius, color=self.theme.grad).move_to(path.get_start())
         self.back_on.add(e)
-        return [m.MoveAlongPath(dot, path, rate_func=m.smooth, remover=True),
-                Restroke(self.paths[e], self.theme.grad, 3), Fade(self.tips[e], 0.0), Appear(self.back_tips[e])]
+        return [
+            m.MoveAlongPath(dot, path, rate_func=m.smooth, remover=True),
+            Restroke(self.paths[e], self.theme.grad, 3),
+            Fade(self.tips[e], 0.0),
+            Appear(self.back_tips[e]),
+        ]
 
     def updated_value(self, n: str) -> Any:
         d = self.g.nodes[n]
         old = self.values[n]
         r = self.rects[n]
-        new = self._text_row(value_inline(d["update"]["after"], self.digits, self.lang), self.theme.update, r,
-                             old.get_center()[1], self.rows[n])
+        new = self._text_row(
+            value_inline(d["update"]["after"], self.digits, self.lang),
+            self.theme.update,
+            r,
+            old.get_center()[1],
+            self.rows[n],
+        )
         new.move_to(old, aligned_edge=m.LEFT)
         return m.Transform(old, new)
 
@@ -224,8 +241,11 @@ class GraphMobjects:
         """``zero_grad()``: gradients leave the boxes, arrows point forward again."""
         anims: list[Any] = [Fade(self.grads[n], 0.0, remove=True) for n in sorted(self.grad_on)]
         for e in sorted(self.back_on):
-            anims += [Fade(self.back_tips[e], 0.0, remove=True), Fade(self.tips[e], 1.0),
-                      Restroke(self.paths[e], self.theme.edge, 2)]
+            anims += [
+                Fade(self.back_tips[e], 0.0, remove=True),
+                Fade(self.tips[e], 1.0),
+                Restroke(self.paths[e], self.theme.edge, 2),
+            ]
         self.grad_on, self.back_on = set(), set()
         return anims
 

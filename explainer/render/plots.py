@@ -8,7 +8,9 @@ from ..text import t
 from ..themes import get_theme
 
 
-def loss_curve(losses: list[float], path: Path, theme: str = "light", lang: str = "en", captured_step: int | None = None) -> Path:
+def loss_curve(
+    losses: list[float], path: Path, theme: str = "light", lang: str = "en", captured_step: int | None = None
+) -> Path:
     """Plot ``losses`` (one per backward call) to ``path``; mark the traced step."""
     import matplotlib
 

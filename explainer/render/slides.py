@@ -118,8 +118,18 @@ def plan_pages(g: nx.DiGraph, steps: Sequence[Step], lang: str = "en") -> list[P
         zero = next((s for s in steps if s.kind == "zero_grad"), None)
         if zero is not None:
             lines.append(zero.lines[0])
-        frame = Frame(last.step, "update", "update", tuple(n for n in (steps[i].node for i in ups) if n), (),
-                      last.seen, last.grads, last.edge_grads, last.updates, ())
+        frame = Frame(
+            last.step,
+            "update",
+            "update",
+            tuple(n for n in (steps[i].node for i in ups) if n),
+            (),
+            last.seen,
+            last.grads,
+            last.edge_grads,
+            last.updates,
+            (),
+        )
         pages.append(Page("update", steps[ups[0]].lines[0], tuple(lines), frame, ups[-1]))
     return pages
 
@@ -185,21 +195,38 @@ def _line_colour(page: Page, i: int, line: str, theme: Theme) -> tuple[str, bool
 
 
 def _blank_page(theme: Theme) -> ET.Element:
-    root = ET.Element(f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H), "viewBox": f"0 0 {PAGE_W} {PAGE_H}"})
+    root = ET.Element(
+        f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H), "viewBox": f"0 0 {PAGE_W} {PAGE_H}"}
+    )
     svg_el(root, "rect", x=0, y=0, width=PAGE_W, height=PAGE_H, fill=theme.background)
     return root
 
 
-def page_svg(page: Page, number: int, total: int, diagram: ET.Element | None, area: tuple[float, float, float, float],
-             caption: tuple[list[str], float], theme: Theme, title: str,
-             panel: tuple[float, float, float, float] | None = None) -> ET.Element:
+def page_svg(
+    page: Page,
+    number: int,
+    total: int,
+    diagram: ET.Element | None,
+    area: tuple[float, float, float, float],
+    caption: tuple[list[str], float],
+    theme: Theme,
+    title: str,
+    panel: tuple[float, float, float, float] | None = None,
+) -> ET.Element:
     """One 16:9 page: header, the diagram (scaled into ``area``), the caption or the focus panel (in ``panel``)."""
     root = _blank_page(theme)
     colour = {"forward": theme.param_border, "backward": theme.grad, "update": theme.update}.get(page.kind, theme.text)
     corner = f"{title}   {number} / {total}"
     room = PAGE_W - 3 * MARGIN - text_width(corner, 18)
-    svg_text(root, MARGIN, 48, page.header, min(30.0, room / max(text_width(page.header, 1.0, True), 1e-9)), colour,
-          bold=True)
+    svg_text(
+        root,
+        MARGIN,
+        48,
+        page.header,
+        min(30.0, room / max(text_width(page.header, 1.0, True), 1e-9)),
+        colour,
+        bold=True,
+    )
     svg_text(root, PAGE_W - MARGIN, 46, corner, 18, theme.muted, anchor="end")
     svg_el(root, "rect", x=MARGIN, y=HEADER_H - 8, width=PAGE_W - 2 * MARGIN, height=2, fill=theme.cluster)
     if diagram is not None:
@@ -219,16 +246,25 @@ def page_svg(page: Page, number: int, total: int, diagram: ET.Element | None, ar
     if lines:
         step_h = size * 1.38
         top = PAGE_H - MARGIN / 2 - len(lines) * step_h - 14
-        svg_el(root, "rect", x=MARGIN / 2, y=f"{top:g}", width=PAGE_W - MARGIN, height=f"{PAGE_H - MARGIN / 2 - top:g}",
-            rx=10, fill=theme.panel)
+        svg_el(
+            root,
+            "rect",
+            x=MARGIN / 2,
+            y=f"{top:g}",
+            width=PAGE_W - MARGIN,
+            height=f"{PAGE_H - MARGIN / 2 - top:g}",
+            rx=10,
+            fill=theme.panel,
+        )
         for i, line in enumerate(lines):
             fill, bold = _line_colour(page, i, line, theme)
             svg_text(root, MARGIN, top + 8 + size + i * step_h, line, size, fill, bold)
     return root
 
 
-def title_svg(total: int, g: nx.DiGraph, steps: Sequence[Step], theme: Theme, lang: str, digits: int,
-              n_backward: int) -> ET.Element:
+def title_svg(
+    total: int, g: nx.DiGraph, steps: Sequence[Step], theme: Theme, lang: str, digits: int, n_backward: int
+) -> ET.Element:
     """The title page: the script, the loss, the optimizer, what the deck shows, the colour legend."""
     root = _blank_page(theme)
     lines = steps[0].lines if steps else ()
@@ -259,9 +295,25 @@ def title_svg(total: int, g: nx.DiGraph, steps: Sequence[Step], theme: Theme, la
     # the colour legend, as in every diagram
     y = PAGE_H - 120.0
     x = MARGIN * 2.0
-    for key, kind in (("legend_param", "param"), ("legend_input", "input"), ("legend_op", "op"), ("legend_loss", "loss")):
+    for key, kind in (
+        ("legend_param", "param"),
+        ("legend_input", "input"),
+        ("legend_op", "op"),
+        ("legend_loss", "loss"),
+    ):
         fill, border = node_colours(kind, theme)
-        svg_el(root, "rect", x=f"{x:g}", y=f"{y - 22:g}", width=34, height=28, rx=5, fill=fill, stroke=border, stroke_width=2)
+        svg_el(
+            root,
+            "rect",
+            x=f"{x:g}",
+            y=f"{y - 22:g}",
+            width=34,
+            height=28,
+            rx=5,
+            fill=fill,
+            stroke=border,
+            stroke_width=2,
+        )
         label = t(key, lang)
         svg_text(root, x + 44, y, label, 20, theme.text)
         x += 44 + text_width(label, 20) + 40
@@ -282,16 +334,21 @@ def caption_height(caption: tuple[list[str], float]) -> float:
     return len(lines) * size * 1.38 + 14 + MARGIN / 2 if lines else 0.0
 
 
-def page_areas(page: Page, caption: tuple[list[str], float], side_by_side: bool, panel_share: float) -> tuple[
-        tuple[float, float, float, float], tuple[float, float, float, float] | None]:
+def page_areas(
+    page: Page, caption: tuple[list[str], float], side_by_side: bool, panel_share: float
+) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float] | None]:
     """The diagram's area and, on a backward page, the focus panel's: the page between header and bottom, used."""
     top, bottom = HEADER_H + 4, PAGE_H - MARGIN / 2
     if not page.panel:
         return (MARGIN / 2, top, PAGE_W - MARGIN, bottom - top - caption_height(caption) - 8), None
     if side_by_side:
         dw = (PAGE_W - MARGIN) * (1 - panel_share)
-        return (MARGIN / 2, top, dw, bottom - top), (MARGIN / 2 + dw + 12, top + 6, PAGE_W - MARGIN - dw - 12,
-                                                     bottom - top - 6)
+        return (MARGIN / 2, top, dw, bottom - top), (
+            MARGIN / 2 + dw + 12,
+            top + 6,
+            PAGE_W - MARGIN - dw - 12,
+            bottom - top - 6,
+        )
     dh = (bottom - top) * (1 - panel_share)
     return (MARGIN / 2, top, PAGE_W - MARGIN, dh), (MARGIN / 2, top + dh + 8, PAGE_W - MARGIN, bottom - top - dh - 8)
 
@@ -305,8 +362,11 @@ def panel_share(pages: list[Page], side_by_side: bool) -> float:
     need = 0.0
     for p in pages:
         if p.panel:
-            lay = pack(p.panel, across, body, MAX_EM) if side_by_side else pack(p.panel, across, body * PANEL_SHARE,
-                                                                                 MAX_EM)
+            lay = (
+                pack(p.panel, across, body, MAX_EM)
+                if side_by_side
+                else pack(p.panel, across, body * PANEL_SHARE, MAX_EM)
+            )
             need = max(need, (lay.width if side_by_side else lay.height) + 20)
     return min(PANEL_SHARE, max(need / body, 0.25))
 
@@ -354,12 +414,17 @@ def render_slides(story: Story, out_dir: Path, pptx: bool = False) -> list[Path]
             files.append(str(path))
         run_tool([rsvg, "-f", "pdf", "-o", str(pdf), *files], "rsvg-convert (slides.pdf)", writes=out_dir)
         check_file(pdf, "pdf", "rsvg-convert (slides.pdf)")
-        run_tool([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(pdf),
-                  str(Path(tmp) / "p")], "pdftoppm (slide PNGs)", writes=Path(tmp))
+        run_tool(
+            [pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(pdf), str(Path(tmp) / "p")],
+            "pdftoppm (slide PNGs)",
+            writes=Path(tmp),
+        )
         made = sorted(Path(tmp).glob("p-*.png"))
         if len(made) != len(pages):
-            raise ToolError(f"pdftoppm (slide PNGs) reported success but wrote {len(made)} of {len(pages)} pages: "
-                            "check poppler-utils and the free disk space, then try again")
+            raise ToolError(
+                f"pdftoppm (slide PNGs) reported success but wrote {len(made)} of {len(pages)} pages: "
+                "check poppler-utils and the free disk space, then try again"
+            )
         pngs = []
         for f in made:
             check_file(f, "png", "pdftoppm (slide PNGs)")
@@ -406,8 +471,11 @@ def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
         run_tool([pdfunite, str(pdf), str(extra), str(merged)], "pdfunite (slides.pdf)", writes=Path(tmp))
         check_file(merged, "pdf", "pdfunite (slides.pdf)")
         undate_pdf(merged)
-        run_tool([pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(extra),
-                  str(Path(tmp) / "p")], "pdftoppm (slide PNGs)", writes=Path(tmp))
+        run_tool(
+            [pdftoppm, "-png", "-scale-to-x", str(PNG_W), "-scale-to-y", str(PNG_H), str(extra), str(Path(tmp) / "p")],
+            "pdftoppm (slide PNGs)",
+            writes=Path(tmp),
+        )
         shutil.move(str(merged), pdf)
         pngs = []
         for f in sorted(Path(tmp).glob("p-*.png")):

@@ -14,8 +14,9 @@ from ..themes import Theme, mix
 
 #: Ops whose plain-number arguments a student needs to see (the 2 of ``x * 2``);
 #: other ops' numbers are internal settings (reduction enums, ignore_index).
-SCALAR_OPS = frozenset({"add", "sub", "rsub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "leaky_relu",
-                        "remainder"})
+SCALAR_OPS = frozenset(
+    {"add", "sub", "rsub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "leaky_relu", "remainder"}
+)
 
 
 def node_colours(kind: str, theme: Theme) -> tuple[str, str]:

@@ -115,13 +115,15 @@ def copy_sections(scene: Any, dest: Path) -> list[Path]:
         cue = times.get(item["name"])
         if cue is not None:
             item.update(start=round(cue.start, 3), lines=list(cue.lines))
-    (dest / "sections.json").write_text(json.dumps({"video": "backward.mp4", "sections": index}, ensure_ascii=False,
-                                                   indent=1) + "\n", encoding="utf-8")
+    (dest / "sections.json").write_text(
+        json.dumps({"video": "backward.mp4", "sections": index}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return [*files, dest / "sections.json"]
 
 
-def render_video(story: Story, out_dir: Path, quality: str = DEFAULT_QUALITY,
-                 on_step: Callable[[int, int], None] | None = None) -> list[Path]:
+def render_video(
+    story: Story, out_dir: Path, quality: str = DEFAULT_QUALITY, on_step: Callable[[int, int], None] | None = None
+) -> list[Path]:
     """Render ``backward.mp4``, ``backward.srt`` and ``backward_sections/`` into ``out_dir``; the files."""
     if quality not in QUALITIES:
         raise ExplainerError(f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
@@ -142,5 +144,14 @@ def render_video(story: Story, out_dir: Path, quality: str = DEFAULT_QUALITY,
     return [mp4, srt, *sections]
 
 
-__all__ = ["DEFAULT_QUALITY", "QUALITIES", "SECTIONS", "check_manim", "copy_sections", "import_manim",
-           "manim_settings", "render_video", "write_srt"]
+__all__ = [
+    "DEFAULT_QUALITY",
+    "QUALITIES",
+    "SECTIONS",
+    "check_manim",
+    "copy_sections",
+    "import_manim",
+    "manim_settings",
+    "render_video",
+    "write_srt",
+]

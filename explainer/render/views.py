@@ -43,8 +43,10 @@ def add_view(page: str, view_id: str, link: str, body: str, lang: str = "en") ->
     switches between the step-through and it (``#view_id`` opens it directly)."""
     e = html.escape
     if "eg-views" not in page:
-        nav = (f'<span class="eg-views"><a href="#" class="on">{e(t("title", lang))}</a>'
-               f'<a href="#{e(view_id)}">{e(link)}</a></span>')
+        nav = (
+            f'<span class="eg-views"><a href="#" class="on">{e(t("title", lang))}</a>'
+            f'<a href="#{e(view_id)}">{e(link)}</a></span>'
+        )
         page = page.replace("</header>", nav + "</header>", 1)
         page = page.replace("</style>", VIEW_CSS + "</style>", 1)
         page = page.replace("</body>", f"<script>{VIEW_JS}</script>\n</body>", 1)

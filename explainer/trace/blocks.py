@@ -240,9 +240,7 @@ def attribute_light_ops(
     if not spans:
         return
     by_seq = sorted(
-        (sequence_nr(fn), k)
-        for k, fn in enumerate(fn_nodes)
-        if k not in recorded and type(fn) is not AccumulateGrad
+        (sequence_nr(fn), k) for k, fn in enumerate(fn_nodes) if k not in recorded and type(fn) is not AccumulateGrad
     )
     seqs = [seq for seq, _ in by_seq]
     for mods, start, end in spans:

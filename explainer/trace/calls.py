@@ -40,7 +40,11 @@ def read_backward_call(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str)
         retain = args[3] if len(args) > 3 else kwargs.get("retain_graph")
         create = args[4] if len(args) > 4 else kwargs.get("create_graph", False)
         root, gradient = _single(outputs, grads)
-        ins = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs.values() if isinstance(inputs, dict) else inputs or ())
+        ins = (
+            (inputs,)
+            if isinstance(inputs, torch.Tensor)
+            else tuple(inputs.values() if isinstance(inputs, dict) else inputs or ())
+        )
         return BackwardCall(kind, root, gradient, bool(create if retain is None else retain), ins)
     # Tensor.backward(self, gradient, retain_graph, create_graph) and
     # torch.autograd.backward(tensors, grad_tensors, retain_graph, create_graph): the same positions.

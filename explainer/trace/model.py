@@ -154,5 +154,7 @@ class Trace:
         # Short: a trace can hold thousands of nodes, and a notebook echoes the repr.
         loss = self.nodes[self.loss] if 0 <= self.loss < len(self.nodes) else None
         name = (loss.name or loss.op) if loss is not None else "?"
-        return (f"<explainer.Trace: {len(self.nodes)} nodes, {len(self.edges)} edges, loss {name!r}, "
-                f"step {self.step}; explainer.show(trace) draws it, explainer.build_graph(trace) gives the graph>")
+        return (
+            f"<explainer.Trace: {len(self.nodes)} nodes, {len(self.edges)} edges, loss {name!r}, "
+            f"step {self.step}; explainer.show(trace) draws it, explainer.build_graph(trace) gives the graph>"
+        )

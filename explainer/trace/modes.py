@@ -63,7 +63,12 @@ class Listener(Protocol):
     """What the modes report to (`explainer.trace.session.Session`)."""
 
     def record(
-        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, rng: Any = None,
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        out: Any,
+        rng: Any = None,
         versions: tuple[int, ...] = (),
     ) -> None: ...
 

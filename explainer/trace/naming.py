@@ -293,9 +293,25 @@ def natural_key(path: str) -> tuple[Any, ...]:
 #: make is drawn as the data they copied.
 SAME_VALUE = frozenset({"clone", "alias", "detach", "lift_fresh", "contiguous"})
 #: Ops that make a tensor from nothing: a part of one is named ``zeros[0]``.
-_FACTORIES = frozenset({"zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "full_like", "new_zeros",
-                        "new_ones", "new_full", "new_empty",
-                        "empty_like", "eye", "linspace"})
+_FACTORIES = frozenset(
+    {
+        "zeros",
+        "ones",
+        "full",
+        "empty",
+        "arange",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "new_empty",
+        "empty_like",
+        "eye",
+        "linspace",
+    }
+)
 #: Ops that take part of a tensor: their outputs are named ``x[:, 3]`` after the tensor.
 _INDEX_OPS = frozenset(
     {"select", "slice", "unbind", "split", "split_with_sizes", "narrow", "unsqueeze", "alias", "index"}

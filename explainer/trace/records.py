@@ -111,8 +111,16 @@ class Records:
         if versions is None:
             versions = tuple(version_of(a) for a in tensors_in((args, kwargs)))
         rec = OpRecord(
-            index=self._count, func=func, args=args, kwargs=kwargs, outs=outs, modules=modules, call=call,
-            numbers=numbers, versions=versions, rng=rng,
+            index=self._count,
+            func=func,
+            args=args,
+            kwargs=kwargs,
+            outs=outs,
+            modules=modules,
+            call=call,
+            numbers=numbers,
+            versions=versions,
+            rng=rng,
         )
         self.ops.append(rec)
         self._watch.append(rec)

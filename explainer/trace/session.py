@@ -170,7 +170,12 @@ class Session:
         self.blocks.running_at = None
 
     def record(
-        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, rng: Any = None,
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        out: Any,
+        rng: Any = None,
         versions: tuple[int, ...] = (),
     ) -> None:
         """The recorder saw an op of the script's (``rng``: a random op's generator state;
@@ -388,8 +393,9 @@ class Session:
                 f"the script called backward() {self.backward_calls} time(s), so there is no step {self.step}: "
                 f"use --step {self.backward_calls} or lower"
             )
-        root, names, notes = choose_root(namespace or {}, self.records, self.switches, self.tracker, self.active,
-                                         self.backward_calls)
+        root, names, notes = choose_root(
+            namespace or {}, self.records, self.switches, self.tracker, self.active, self.backward_calls
+        )
         result = back_propagate(self, root, names, notes)
         self.result = result
         result.losses = self.losses

@@ -35,15 +35,21 @@ class Capturing(Protocol):
 
     def active(self) -> AbstractContextManager[Any]: ...
 
-    def prepare(self, root: torch.Tensor, gradient: torch.Tensor | None, names: Names,
-                notes: list[Note] | None = None) -> Pending: ...
+    def prepare(
+        self, root: torch.Tensor, gradient: torch.Tensor | None, names: Names, notes: list[Note] | None = None
+    ) -> Pending: ...
 
     def run_captured(self, pending: Pending, backward: Any, inputs: tuple[torch.Tensor, ...] = ()) -> Any: ...
 
 
-def choose_root(namespace: dict[str, Any], records: Records, switches: Switches, tracker: ModuleTracker,
-                active: Callable[[], AbstractContextManager[Any]], backward_calls: int
-                ) -> tuple[torch.Tensor, Names, list[Note]]:
+def choose_root(
+    namespace: dict[str, Any],
+    records: Records,
+    switches: Switches,
+    tracker: ModuleTracker,
+    active: Callable[[], AbstractContextManager[Any]],
+    backward_calls: int,
+) -> tuple[torch.Tensor, Names, list[Note]]:
     """The tensor to back-propagate for a script (or block) that called no backward, its names and notes.
 
     The script's final loss (`choose_loss`); computed again from the parameters when it has no
@@ -58,8 +64,9 @@ def choose_root(namespace: dict[str, Any], records: Records, switches: Switches,
         with switches.busy_now():
             was, now = float(target.detach().reshape(-1)[0]), float(done.root.detach().reshape(-1)[0])
         if done.differs or not math.isclose(was, now, rel_tol=1e-5, abs_tol=1e-7):
-            notes.append(Note("note_replay_differs", {"script": was, "replay": now,
-                                                      "names": ", ".join(done.differs) or "–"}))
+            notes.append(
+                Note("note_replay_differs", {"script": was, "replay": now, "names": ", ".join(done.differs) or "–"})
+            )
     elif backward_calls == 0:
         notes.append(Note("note_no_backward", {"root": names.tensors.get(id(root), "")}))
     return root, names, notes

@@ -28,9 +28,17 @@ def _notes(runs: list[Run], options: TrainingOptions, surface_reason: str | None
         lr = fmt_number(run.lr) if run.lr is not None else "?"
         if run.origin == "swapped":
             defaults = ", ".join(f"{k}={_show(run.hyper.get(k))}" for k in run.defaulted if k in run.hyper)
-            out.append({"key": "tr_note_swapped", "params": {
-                "label": run.label, "lr": lr, "source": "--lr" if options.lr is not None else "script",
-                "defaults": defaults or "–"}})
+            out.append(
+                {
+                    "key": "tr_note_swapped",
+                    "params": {
+                        "label": run.label,
+                        "lr": lr,
+                        "source": "--lr" if options.lr is not None else "script",
+                        "defaults": defaults or "–",
+                    },
+                }
+            )
         elif run.origin == "lr":
             out.append({"key": "tr_note_lr", "params": {"label": run.label, "optimizer": run.optimizer, "lr": lr}})
     if surface_reason:
@@ -44,8 +52,13 @@ def _show(v: Any) -> str:
     return str(v)
 
 
-def run_training(script: str | Path, argv: list[str] | None = None, options: TrainingOptions | None = None,
-                 seed: int | None = 0, progress: bool = True) -> TrainingRecord:
+def run_training(
+    script: str | Path,
+    argv: list[str] | None = None,
+    options: TrainingOptions | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> TrainingRecord:
     """Run ``script`` once per run of ``options`` (each in a fresh process) and build the surface.
 
     Raises `UserScriptError` when the script raises in a run that had not diverged,
@@ -69,15 +82,31 @@ def run_training(script: str | Path, argv: list[str] | None = None, options: Tra
                 vectors = [Path(s.vectors) for s in specs if s.vectors]
                 surface = build_surface(runs, ev, vectors, seed or 0)
                 if surface is None:
-                    reason = "tr_reason_one" if ev.numel < 2 else "tr_reason_large" if ev.numel > SLICE_MAX_PARAMS else None
+                    reason = (
+                        "tr_reason_one" if ev.numel < 2 else "tr_reason_large" if ev.numel > SLICE_MAX_PARAMS else None
+                    )
             elif options.surface:
                 reason = "tr_reason_program" if note else None
-    return TrainingRecord(script=script.name, argv=list(argv or []), seed=seed, mode=options.mode, runs=runs,
-                          surface=surface, notes=_notes(runs, options, reason))
+    return TrainingRecord(
+        script=script.name,
+        argv=list(argv or []),
+        seed=seed,
+        mode=options.mode,
+        runs=runs,
+        surface=surface,
+        notes=_notes(runs, options, reason),
+    )
 
 
-def write_training(record: TrainingRecord, folder: Path, theme: str = "light", lang: str = "en", digits: int = 4,
-                   video: str | None = None, progress: bool = False) -> list[Path]:
+def write_training(
+    record: TrainingRecord,
+    folder: Path,
+    theme: str = "light",
+    lang: str = "en",
+    digits: int = 4,
+    video: str | None = None,
+    progress: bool = False,
+) -> list[Path]:
     """Write ``training.json``, ``training.svg``, ``training.png`` (and ``training.mp4`` at quality ``video``,
     when there is a surface to draw the runs on; else a note says why not)."""
     from .plots import training_figure
@@ -104,14 +133,21 @@ def _video_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("rendering training.mp4"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("rendering training.mp4"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("video", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def training_writer(record: TrainingRecord, diagram: Any, video: str | None = None, slides: bool = False,
-                    html: bool = False) -> Callable[[Path], list[Path]]:
+def training_writer(
+    record: TrainingRecord, diagram: Any, video: str | None = None, slides: bool = False, html: bool = False
+) -> Callable[[Path], list[Path]]:
     """What `explainer.pipeline.write_outputs` calls with its temporary folder, after the other outputs:
     the training files, plus a view of ``index.html`` and pages of the deck when those were written."""
 
@@ -125,8 +161,9 @@ def training_writer(record: TrainingRecord, diagram: Any, video: str | None = No
             from .pages import VIEW_ID, html_view
 
             view = html_view(record, (folder / "training.svg").read_text(encoding="utf-8"), lang, digits)
-            page.write_text(add_view(page.read_text(encoding="utf-8"), VIEW_ID, t("tr_page", lang), view, lang),
-                            encoding="utf-8")
+            page.write_text(
+                add_view(page.read_text(encoding="utf-8"), VIEW_ID, t("tr_page", lang), view, lang), encoding="utf-8"
+            )
         if slides and (folder / "slides.pdf").exists():
             from ..render.slides import append_pages
             from .pages import slide_pages
@@ -137,8 +174,14 @@ def training_writer(record: TrainingRecord, diagram: Any, video: str | None = No
     return write
 
 
-def explain_training(script: str | Path, argv: list[str] | None, options: TrainingOptions, folder: Path,
-                     seed: int | None = 0, **style: Any) -> list[Path]:
+def explain_training(
+    script: str | Path,
+    argv: list[str] | None,
+    options: TrainingOptions,
+    folder: Path,
+    seed: int | None = 0,
+    **style: Any,
+) -> list[Path]:
     """`run_training` then `write_training` into ``folder``; ``style``: theme, lang, digits, video."""
     return write_training(run_training(script, argv, options, seed), folder, **style)
 
@@ -153,10 +196,18 @@ def _progress_bars(specs: list[Any], enabled: bool) -> Iterator[Callable[[int, s
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     labels = [s.label or (f"lr {fmt_number(s.lr)}" if s.lr is not None else "the script") for s in specs]
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=Console(stderr=True)) as bars:
-        tasks = [bars.add_task(f"run {i + 1}: {label}", total=None, start=False, status="waiting")
-                 for i, label in enumerate(labels)]
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bars:
+        tasks = [
+            bars.add_task(f"run {i + 1}: {label}", total=None, start=False, status="waiting")
+            for i, label in enumerate(labels)
+        ]
         known: list[int] = []
 
         def on_event(index: int, event: str, value: Any) -> None:

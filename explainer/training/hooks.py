@@ -166,7 +166,9 @@ class StepRecorder:
         if len(self.run.loss) == 0:
             self.first = [(_first(p), _first(p.grad) if p.grad is not None else math.nan) for p in self.params]
         if self.swapped is not None:
-            self.saved = [(p.detach().clone(), None if p.grad is None else p.grad.detach().clone()) for p in self.params]
+            self.saved = [
+                (p.detach().clone(), None if p.grad is None else p.grad.detach().clone()) for p in self.params
+            ]
 
     def _post(self, opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         if opt is not self.opt:
@@ -213,7 +215,8 @@ class StepRecorder:
         if closure:
             raise TrainingOptionError(
                 f"the script calls {type(opt).__name__}.step(closure): swapping such an optimizer is not supported; "
-                "use --train without --lr")
+                "use --train without --lr"
+            )
         groups = []
         for g in opt.param_groups:
             if spec.optimizer is None:  # --lr-sweep / --lr: the script's optimizer with all its settings
@@ -228,7 +231,8 @@ class StepRecorder:
             raise TrainingOptionError(f"cannot build {cls.__name__} from the script's parameters: {exc}") from None
         same = cls is type(opt) and all(
             {k: v for k, v in a.items() if k != "params"} == {k: v for k, v in b.items() if k != "params"}
-            for a, b in zip(swapped.param_groups, opt.param_groups))
+            for a, b in zip(swapped.param_groups, opt.param_groups)
+        )
         if same:  # the script's own optimizer: nothing to swap, the numbers are the script's
             return None
         self.run.origin = "lr" if spec.optimizer is None else "swapped"
@@ -245,8 +249,15 @@ class StepRecorder:
         if d.numel() <= self.spec.max_elements:
             return d.tolist()
         f = d.double()
-        return {"summary": True, "shape": list(d.shape), "mean": float(f.mean()), "norm": float(f.norm()),
-                "min": float(f.min()), "max": float(f.max()), "head": d.reshape(-1)[:6].tolist()}
+        return {
+            "summary": True,
+            "shape": list(d.shape),
+            "mean": float(f.mean()),
+            "norm": float(f.norm()),
+            "min": float(f.min()),
+            "max": float(f.max()),
+            "head": d.reshape(-1)[:6].tolist(),
+        }
 
     def _vector(self) -> Any:
         return torch.cat([p.detach().reshape(-1).float().cpu() for p in self.params]).numpy().copy()

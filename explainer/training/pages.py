@@ -47,23 +47,31 @@ def html_view(record: TrainingRecord, svg_text: str, lang: str = "en", digits: i
     header, rows = table(record, lang, digits)
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f'<td style="color:{colour(i)}">{e(c)}</td>' if k == 0 else f"<td>{e(c)}</td>"
-                         for k, c in enumerate(row)) + "</tr>"
-        for i, row in enumerate(rows))
+        "<tr>"
+        + "".join(
+            f'<td style="color:{colour(i)}">{e(c)}</td>' if k == 0 else f"<td>{e(c)}</td>" for k, c in enumerate(row)
+        )
+        + "</tr>"
+        for i, row in enumerate(rows)
+    )
     rules = []
     for i, run in enumerate(record.runs):
         for rule in first_step_rules(run, digits):
-            rules.append(f'<div class="run" style="color:{colour(i)}">{e(run_label(run, digits))} · {e(rule.name)}</div>')
+            rules.append(
+                f'<div class="run" style="color:{colour(i)}">{e(run_label(run, digits))} · {e(rule.name)}</div>'
+            )
             rules += [f"<div>{e(line)}</div>" for line in rule.lines]
     caption = surface_caption(record, lang)
     minimum = minimum_text(record, lang, digits)
     note_items = "".join(f"<li>{e(n)}</li>" for n in notes(record, lang))
-    return (f"<style>{CSS}</style><h2>{e(title(record, lang))}</h2>"
-            f'<div class="figure">{_inline_svg(svg_text)}</div>'
-            + (f'<p class="notes">{e(caption)}{": " + e(minimum) if minimum else ""}</p>' if caption else "")
-            + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f'<h2>{e(t("tr_first_steps", lang))}</h2><div class="rules">{"".join(rules)}</div>'
-            + (f'<ul class="notes">{note_items}</ul>' if note_items else ""))
+    return (
+        f"<style>{CSS}</style><h2>{e(title(record, lang))}</h2>"
+        f'<div class="figure">{_inline_svg(svg_text)}</div>'
+        + (f'<p class="notes">{e(caption)}{": " + e(minimum) if minimum else ""}</p>' if caption else "")
+        + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<h2>{e(t("tr_first_steps", lang))}</h2><div class="rules">{"".join(rules)}</div>'
+        + (f'<ul class="notes">{note_items}</ul>' if note_items else "")
+    )
 
 
 # --------------------------------------------------------------------------- slide pages
@@ -73,10 +81,12 @@ def _el(parent: ET.Element, tag: str, **attrs: Any) -> ET.Element:
     return ET.SubElement(parent, f"{{{SVG_NS}}}{tag}", {k.replace("_", "-"): str(v) for k, v in attrs.items()})
 
 
-def _text(parent: ET.Element, x: float, y: float, s: str, size: float, fill: str, bold: bool = False,
-          anchor: str = "start") -> None:
-    e = _el(parent, "text", x=f"{x:g}", y=f"{y:g}", font_family=FONT, font_size=f"{size:.1f}", fill=fill,
-            text_anchor=anchor)
+def _text(
+    parent: ET.Element, x: float, y: float, s: str, size: float, fill: str, bold: bool = False, anchor: str = "start"
+) -> None:
+    e = _el(
+        parent, "text", x=f"{x:g}", y=f"{y:g}", font_family=FONT, font_size=f"{size:.1f}", fill=fill, text_anchor=anchor
+    )
     if bold:
         e.set("font-weight", "bold")
     e.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
@@ -84,13 +94,15 @@ def _text(parent: ET.Element, x: float, y: float, s: str, size: float, fill: str
 
 
 def _page(theme: Any, header: str, script: str, number: int, total: int, lang: str) -> ET.Element:
-    root = ET.Element(f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H),
-                                             "viewBox": f"0 0 {PAGE_W} {PAGE_H}"})
+    root = ET.Element(
+        f"{{{SVG_NS}}}svg", {"width": str(PAGE_W), "height": str(PAGE_H), "viewBox": f"0 0 {PAGE_W} {PAGE_H}"}
+    )
     _el(root, "rect", x=0, y=0, width=PAGE_W, height=PAGE_H, fill=theme.background)
     size = min(30.0, (PAGE_W - 2 * MARGIN - 320) / max(text_width(header, 1.0, True), 1e-9))
     _text(root, MARGIN, 48, header, size, theme.text, bold=True)
-    _text(root, PAGE_W - MARGIN, 46, f"{script}   {t('tr_page', lang)} {number} / {total}", 18, theme.muted,
-          anchor="end")
+    _text(
+        root, PAGE_W - MARGIN, 46, f"{script}   {t('tr_page', lang)} {number} / {total}", 18, theme.muted, anchor="end"
+    )
     _el(root, "rect", x=MARGIN, y=HEADER_H - 8, width=PAGE_W - 2 * MARGIN, height=2, fill=theme.cluster)
     return root
 
@@ -104,7 +116,9 @@ def _lines(root: ET.Element, lines: list[tuple[str, str, bool]], top: float, bot
         _text(root, MARGIN, top + size + k * size * 1.4, s, size, fill, bold)
 
 
-def slide_pages(record: TrainingRecord, theme_name: str = "light", lang: str = "en", digits: int = 4) -> list[ET.Element]:
+def slide_pages(
+    record: TrainingRecord, theme_name: str = "light", lang: str = "en", digits: int = 4
+) -> list[ET.Element]:
     """The deck's training pages: surface and losses, first steps, final values."""
     theme = get_theme(theme_name)
     script = record.script
@@ -118,13 +132,25 @@ def slide_pages(record: TrainingRecord, theme_name: str = "light", lang: str = "
     cap = surface_caption(record, lang)
     minimum = minimum_text(record, lang, digits)
     caption = f"{cap}: {minimum}" if cap and minimum else cap
-    figure.attrib.update({"x": str(MARGIN / 2), "y": str(HEADER_H), "width": str(PAGE_W - MARGIN),
-                          "height": str(PAGE_H - HEADER_H - (50 if caption else 10)),
-                          "preserveAspectRatio": "xMidYMid meet"})
+    figure.attrib.update(
+        {
+            "x": str(MARGIN / 2),
+            "y": str(HEADER_H),
+            "width": str(PAGE_W - MARGIN),
+            "height": str(PAGE_H - HEADER_H - (50 if caption else 10)),
+            "preserveAspectRatio": "xMidYMid meet",
+        }
+    )
     page.append(figure)
     if caption:
-        _text(page, MARGIN, PAGE_H - 22, caption, min(20.0, (PAGE_W - 2 * MARGIN) / max(text_width(caption, 1.0), 1e-9)),
-              theme.muted)
+        _text(
+            page,
+            MARGIN,
+            PAGE_H - 22,
+            caption,
+            min(20.0, (PAGE_W - 2 * MARGIN) / max(text_width(caption, 1.0), 1e-9)),
+            theme.muted,
+        )
     pages.append(page)
     # 2: the first step of each run, with its numbers
     page = _page(theme, t("tr_first_steps", lang), script, 2, total, lang)
@@ -151,8 +177,10 @@ def slide_pages(record: TrainingRecord, theme_name: str = "light", lang: str = "
 def _table(page: ET.Element, theme: Any, header: list[str], rows: list[list[str]], record: TrainingRecord) -> None:
     header = [h.replace("\n", " ") for h in header]
     size = 24.0
-    widths = [max(text_width(c, size, r == 0) for r, c in enumerate([h] + [row[k] for row in rows])) + 36
-              for k, h in enumerate(header)]
+    widths = [
+        max(text_width(c, size, r == 0) for r, c in enumerate([h] + [row[k] for row in rows])) + 36
+        for k, h in enumerate(header)
+    ]
     scale = min(1.0, (PAGE_W - 2 * MARGIN) / sum(widths))
     size *= scale
     widths = [w * scale for w in widths]

@@ -43,7 +43,9 @@ def font_family() -> list[str]:
     names = {f.name for f in font_manager.fontManager.ttflist}
     if FONT not in names and shutil.which("fc-match"):
         for style in ("", ":bold"):
-            proc = subprocess.run(["fc-match", "-f", "%{file}", FONT + style], capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                ["fc-match", "-f", "%{file}", FONT + style], capture_output=True, text=True, check=False
+            )
             path = proc.stdout.strip()
             if proc.returncode == 0 and path and Path(path).exists():
                 font_manager.fontManager.addfont(path)
@@ -54,11 +56,23 @@ def font_family() -> list[str]:
 def rc(theme_name: str) -> dict[str, Any]:
     th = get_theme(theme_name)
     return {
-        "font.family": font_family(), "axes.unicode_minus": False, "svg.hashsalt": "explain-graph",
-        "svg.fonttype": "none", "figure.facecolor": th.background, "axes.facecolor": th.background,
-        "savefig.facecolor": th.background, "text.color": th.text, "axes.labelcolor": th.text,
-        "axes.edgecolor": th.muted, "xtick.color": th.muted, "ytick.color": th.muted, "axes.titleweight": "bold",
-        "axes.titlesize": 12, "axes.labelsize": 10, "legend.fontsize": 9, "path.simplify": False,
+        "font.family": font_family(),
+        "axes.unicode_minus": False,
+        "svg.hashsalt": "explain-graph",
+        "svg.fonttype": "none",
+        "figure.facecolor": th.background,
+        "axes.facecolor": th.background,
+        "savefig.facecolor": th.background,
+        "text.color": th.text,
+        "axes.labelcolor": th.text,
+        "axes.edgecolor": th.muted,
+        "xtick.color": th.muted,
+        "ytick.color": th.muted,
+        "axes.titleweight": "bold",
+        "axes.titlesize": 12,
+        "axes.labelsize": 10,
+        "legend.fontsize": 9,
+        "path.simplify": False,
     }
 
 
@@ -98,11 +112,27 @@ def draw_losses(ax: Any, record: TrainingRecord, lang: str, theme: Any, legend: 
         ax.plot(x, y, color=colour(i), lw=2, label=run_label(run), gid=f"loss-{i}")
         if run.diverged_at is not None:
             n = run.diverged_at
-            ax.plot([n], [0.93], marker="X", ms=11, color=colour(i), mec=theme.background,
-                    transform=ax.get_xaxis_transform(), clip_on=False, gid=f"diverged-{i}")
-            ax.annotate(t("tr_diverged", lang).format(n=n), (n, 0.93), xycoords=ax.get_xaxis_transform(),
-                        xytext=(8, -4 - 14 * i), textcoords="offset points", color=colour(i), fontsize=9,
-                        fontweight="bold")
+            ax.plot(
+                [n],
+                [0.93],
+                marker="X",
+                ms=11,
+                color=colour(i),
+                mec=theme.background,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                gid=f"diverged-{i}",
+            )
+            ax.annotate(
+                t("tr_diverged", lang).format(n=n),
+                (n, 0.93),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(8, -4 - 14 * i),
+                textcoords="offset points",
+                color=colour(i),
+                fontsize=9,
+                fontweight="bold",
+            )
     if log:
         ax.set_yscale("log")
         ax.set_ylim(rng[0] / 2, top)  # type: ignore[index]
@@ -127,8 +157,16 @@ def draw_surface(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits:
     lo = max(float(np.nanmin(z)), hi * 1e-5, 1e-12)
     if hi > lo > 0:
         levels = np.geomspace(lo, hi, 16)
-        cf = ax.contourf(xs, ys, np.clip(z, lo, None), levels=levels, norm=mcolors.LogNorm(lo, hi),
-                         cmap="Blues_r", alpha=0.55 if theme.name == "light" else 0.4, extend="min")
+        cf = ax.contourf(
+            xs,
+            ys,
+            np.clip(z, lo, None),
+            levels=levels,
+            norm=mcolors.LogNorm(lo, hi),
+            cmap="Blues_r",
+            alpha=0.55 if theme.name == "light" else 0.4,
+            extend="min",
+        )
         cf.set_gid("surface")
         lines = ax.contour(xs, ys, z, levels=levels[::3], colors=theme.muted, linewidths=0.6, alpha=0.8)
         ax.clabel(lines, fmt=lambda v: fmt_number(v, 2), fontsize=7, colors=theme.muted)
@@ -141,27 +179,52 @@ def draw_surface(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits:
         ax.plot(p[:, 0], p[:, 1], "-", color=colour(i), lw=2, gid=f"path-{i}", label=label, zorder=4)
         ax.plot(p[:, 0], p[:, 1], ".", color=colour(i), ms=3, alpha=0.6, zorder=4)
         if exit_at is not None:
-            ax.plot(exit_at[0], exit_at[1], "X", color=colour(i), ms=12, mec=theme.background, zorder=6,
-                    clip_on=False, gid=f"exit-{i}")
+            ax.plot(
+                exit_at[0],
+                exit_at[1],
+                "X",
+                color=colour(i),
+                ms=12,
+                mec=theme.background,
+                zorder=6,
+                clip_on=False,
+                gid=f"exit-{i}",
+            )
         elif run.diverged_at is None:
-            ax.plot(p[-1, 0], p[-1, 1], "o", color=colour(i), ms=9, mec=theme.background, mew=1.5, zorder=6,
-                    gid=f"end-{i}")
+            ax.plot(
+                p[-1, 0], p[-1, 1], "o", color=colour(i), ms=9, mec=theme.background, mew=1.5, zorder=6, gid=f"end-{i}"
+            )
     start = np.asarray(s.paths[0][0], dtype=float)
     ax.plot(start[0], start[1], "o", color=theme.text, ms=7, zorder=7, gid="start")
     ax.annotate(t("tr_start", lang), start, xytext=(6, -12), textcoords="offset points", fontsize=9)
     if s.minimum:
         m = s.minimum
         ax.plot(m["x"], m["y"], "*", color="#FFD23F", mec=theme.text, ms=18, zorder=8, gid="minimum")
-        ax.annotate(minimum_text(record, lang, digits), (m["x"], m["y"]), xytext=(10, 8), textcoords="offset points",
-                    fontsize=10, fontweight="bold", zorder=8)
+        ax.annotate(
+            minimum_text(record, lang, digits),
+            (m["x"], m["y"]),
+            xytext=(10, 8),
+            textcoords="offset points",
+            fontsize=10,
+            fontweight="bold",
+            zorder=8,
+        )
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
     ax.set_xlabel(s.axes[0])
     ax.set_ylabel(s.axes[1])
     ax.set_title(t("tr_surface", lang), loc="left")
     if caption:
-        ax.text(0, -0.075, surface_caption(record, lang), transform=ax.transAxes, fontsize=8.5, color=theme.muted,
-                va="top", wrap=True)
+        ax.text(
+            0,
+            -0.075,
+            surface_caption(record, lang),
+            transform=ax.transAxes,
+            fontsize=8.5,
+            color=theme.muted,
+            va="top",
+            wrap=True,
+        )
     ax.legend(loc="upper left", frameon=True, framealpha=0.85, facecolor=theme.background, edgecolor=theme.muted)
 
 
@@ -198,8 +261,15 @@ def draw_params(axes: list[Any], record: TrainingRecord, lang: str, theme: Any) 
         if name and m and m.get("kind") == "quadratic":
             target = m["x"] if name == names[0] else m["y"]
             ax.axhline(target, color=theme.text, ls="--", lw=1)
-            ax.annotate(f"{t('tr_theory', lang)} {fmt_number(target, 4)}", (1, target), xycoords=("axes fraction", "data"),
-                        xytext=(-4, 4), textcoords="offset points", ha="right", fontsize=8.5)
+            ax.annotate(
+                f"{t('tr_theory', lang)} {fmt_number(target, 4)}",
+                (1, target),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, 4),
+                textcoords="offset points",
+                ha="right",
+                fontsize=8.5,
+            )
             settled.append(np.array([target]))
         vals = np.concatenate(settled) if settled else np.concatenate([y[:2] for y in series])
         vals = vals[np.isfinite(vals)]
@@ -220,13 +290,21 @@ def draw_params(axes: list[Any], record: TrainingRecord, lang: str, theme: Any) 
 def draw_table(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits: int) -> None:
     ax.axis("off")
     header, rows = table(record, lang, digits)
-    tab = ax.table(cellText=rows, colLabels=header, loc="upper left", cellLoc="left", colLoc="left",
-                   bbox=(0, max(0.0, 1 - 0.16 * (len(rows) + 1)), 1, min(1.0, 0.16 * (len(rows) + 1))))
+    tab = ax.table(
+        cellText=rows,
+        colLabels=header,
+        loc="upper left",
+        cellLoc="left",
+        colLoc="left",
+        bbox=(0, max(0.0, 1 - 0.16 * (len(rows) + 1)), 1, min(1.0, 0.16 * (len(rows) + 1))),
+    )
     tab.auto_set_font_size(False)
     tab.set_fontsize(9)
     # columns as wide as their longest line (the table is then scaled into its box)
-    chars = [max(len(line) for cell in [h] + [row[k] for row in rows] for line in cell.split("\n")) + 2
-             for k, h in enumerate(header)]
+    chars = [
+        max(len(line) for cell in [h] + [row[k] for row in rows] for line in cell.split("\n")) + 2
+        for k, h in enumerate(header)
+    ]
     for (r, c), cell in tab.get_celld().items():
         cell.set_width(chars[c] / sum(chars))
         cell.set_edgecolor(theme.muted)
@@ -254,12 +332,21 @@ def draw_rules(ax: Any, record: TrainingRecord, lang: str, theme: Any, digits: i
         lines += [(f"    {line}", theme.text, False) for line in rule.lines]
     step = 1.0 / max(len(lines), 9)
     for k, (text, col, bold) in enumerate(lines):
-        ax.text(0, 1 - k * step, text, transform=ax.transAxes, fontsize=8.5, color=col, va="top",
-                fontweight="bold" if bold else "normal")
+        ax.text(
+            0,
+            1 - k * step,
+            text,
+            transform=ax.transAxes,
+            fontsize=8.5,
+            color=col,
+            va="top",
+            fontweight="bold" if bold else "normal",
+        )
 
 
-def training_figure(record: TrainingRecord, folder: Path, theme_name: str = "light", lang: str = "en",
-                    digits: int = 4) -> list[Path]:
+def training_figure(
+    record: TrainingRecord, folder: Path, theme_name: str = "light", lang: str = "en", digits: int = 4
+) -> list[Path]:
     """Write ``training.svg`` and ``training.png`` into ``folder``; return both paths."""
     import matplotlib
 
@@ -269,14 +356,26 @@ def training_figure(record: TrainingRecord, folder: Path, theme_name: str = "lig
     th = get_theme(theme_name)
     with plt.rc_context(rc(theme_name)):  # type: ignore[arg-type]
         fig = plt.figure(figsize=(15, 10.5), dpi=110)
-        gs = fig.add_gridspec(3, 2, height_ratios=[1, 1, 0.95], width_ratios=[1.1, 1], hspace=0.42, wspace=0.16,
-                              left=0.06, right=0.98, top=0.93, bottom=0.03)
+        gs = fig.add_gridspec(
+            3,
+            2,
+            height_ratios=[1, 1, 0.95],
+            width_ratios=[1.1, 1],
+            hspace=0.42,
+            wspace=0.16,
+            left=0.06,
+            right=0.98,
+            top=0.93,
+            bottom=0.03,
+        )
         fig.suptitle(title(record, lang), x=0.06, ha="left", fontsize=16, fontweight="bold")
         names = record.param_names()
         two = record.surface is not None and record.surface.kind == "params" and len(names) == 2
         if record.surface is not None:
             draw_surface(fig.add_subplot(gs[0:2, 0]), record, lang, th, digits)
-            draw_losses(fig.add_subplot(gs[0, 1]), record, lang, th, legend=False)  # the surface's legend names the runs
+            draw_losses(
+                fig.add_subplot(gs[0, 1]), record, lang, th, legend=False
+            )  # the surface's legend names the runs
             inner = gs[1, 1].subgridspec(1, 2 if two else 1, wspace=0.28)
             draw_params([fig.add_subplot(inner[0, k]) for k in range(2 if two else 1)], record, lang, th)
         else:

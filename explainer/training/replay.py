@@ -194,7 +194,7 @@ class LossProgram:
         out, at = [], 0
         for shape, dtype, device in self.shapes:
             n = math.prod(shape)
-            part = vec[at:at + n].reshape(shape)
+            part = vec[at : at + n].reshape(shape)
             out.append(part.to(device=device) if float64 else part.to(dtype=dtype, device=device))
             at += n
         return out

@@ -43,9 +43,12 @@ def table(record: TrainingRecord, lang: str = "en", digits: int = 4) -> tuple[li
     shown = names[:MAX_PARAM_COLUMNS] if all(_scalar(record, n) for n in names[:MAX_PARAM_COLUMNS]) else []
     threshold = record.threshold
     steps = max((r.steps for r in record.runs), default=0)
-    header = [t("tr_run", lang), *[f"{n}\n({t('tr_final', lang).format(n=steps)})" for n in shown],
-              t("tr_final_loss", lang),
-              t("tr_reached", lang).format(threshold=fmt_number(threshold, 2)) if threshold is not None else ""]
+    header = [
+        t("tr_run", lang),
+        *[f"{n}\n({t('tr_final', lang).format(n=steps)})" for n in shown],
+        t("tr_final_loss", lang),
+        t("tr_reached", lang).format(threshold=fmt_number(threshold, 2)) if threshold is not None else "",
+    ]
     rows = []
     for run in record.runs:
         row = [run_label(run, digits)]
@@ -107,8 +110,14 @@ def print_training(record: TrainingRecord, lang: str = "en", digits: int = 4, co
     console = console or Console()
     header, rows = table(record, lang, digits)
     steps = max((r.steps for r in record.runs), default=0)
-    tab = Table(title=f"{title(record, lang)} · {t('tr_final', lang).format(n=steps)}", title_justify="left",
-                show_header=True, header_style="bold", box=None, pad_edge=False)
+    tab = Table(
+        title=f"{title(record, lang)} · {t('tr_final', lang).format(n=steps)}",
+        title_justify="left",
+        show_header=True,
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+    )
     header = [h.split("\n")[0] for h in header]
     for h in header:
         tab.add_column(h)
@@ -125,12 +134,25 @@ def print_training(record: TrainingRecord, lang: str = "en", digits: int = 4, co
 
 def loss_range(runs: list[Run]) -> tuple[float, float] | None:
     """Smallest and largest finite loss of the runs before they diverged."""
-    values = [float(v) for r in runs for i, v in enumerate(r.loss, 1)
-              if v is not None and finite(v) and (r.diverged_at is None or i < r.diverged_at)]
+    values = [
+        float(v)
+        for r in runs
+        for i, v in enumerate(r.loss, 1)
+        if v is not None and finite(v) and (r.diverged_at is None or i < r.diverged_at)
+    ]
     if not values:
         return None
     return min(values), max(values)
 
 
-__all__ = ["loss_range", "minimum_text", "note_text", "notes", "print_training", "run_label", "surface_caption",
-           "table", "title"]
+__all__ = [
+    "loss_range",
+    "minimum_text",
+    "note_text",
+    "notes",
+    "print_training",
+    "run_label",
+    "surface_caption",
+    "table",
+    "title",
+]

@@ -103,8 +103,14 @@ class Evaluator:
         """The loss at ``origin + a·dirs[0] + b·dirs[1]`` for each ``(a, b)`` in ``coords``."""
         import numpy as np
 
-        self.worker.conn.send({"origin": np.asarray(origin, dtype=np.float64), "dirs": np.asarray(dirs, dtype=np.float64),
-                               "coords": [(float(a), float(b)) for a, b in coords], "float64": float64})
+        self.worker.conn.send(
+            {
+                "origin": np.asarray(origin, dtype=np.float64),
+                "dirs": np.asarray(dirs, dtype=np.float64),
+                "coords": [(float(a), float(b)) for a, b in coords],
+                "float64": float64,
+            }
+        )
         try:
             msg = self.worker.conn.recv()
         except EOFError:
@@ -115,8 +121,9 @@ class Evaluator:
 
 
 @contextmanager
-def run_all(specs: Sequence[RunSpec], jobs: int, on_event: OnEvent | None = None
-            ) -> Iterator[tuple[list[Run], Evaluator | None, str]]:
+def run_all(
+    specs: Sequence[RunSpec], jobs: int, on_event: OnEvent | None = None
+) -> Iterator[tuple[list[Run], Evaluator | None, str]]:
     """Run every spec, ``jobs`` at a time; yield the runs, the surface evaluator (or None) and why not.
 
     Every worker this started is ended when the block ends, also on errors and Ctrl-C.
@@ -143,8 +150,9 @@ def run_all(specs: Sequence[RunSpec], jobs: int, on_event: OnEvent | None = None
                     msg: dict[str, Any] = conn.recv()  # type: ignore[union-attr, call-arg, assignment]
                 except EOFError:
                     w.proc.join(5)
-                    raise RuntimeError(f"training run {w.spec.index + 1} ended without a result "
-                                       f"(exit status {w.proc.exitcode})") from None
+                    raise RuntimeError(
+                        f"training run {w.spec.index + 1} ended without a result (exit status {w.proc.exitcode})"
+                    ) from None
                 if msg["type"] == "progress":
                     emit(w.spec.index, "steps", msg["steps"])
                 elif msg["type"] == "error":

@@ -113,8 +113,7 @@ def parse_compare(value: str) -> tuple[OptimizerChoice, ...]:
         name, *params = item.split(":")
         cls = known.get(name.strip().lower())
         if cls is None:
-            raise TrainingOptionError(
-                f"--compare: unknown optimizer {name!r}: choose from {', '.join(sorted(known))}")
+            raise TrainingOptionError(f"--compare: unknown optimizer {name!r}: choose from {', '.join(sorted(known))}")
         kwargs = []
         for p in params:
             key, sep, val = p.partition("=")
@@ -160,8 +159,16 @@ def plan_runs(script: str, argv: list[str], seed: int | None, options: TrainingO
     specs = []
     if options.compare:
         for i, choice in enumerate(options.compare):
-            specs.append(RunSpec(index=i, optimizer=choice.name, kwargs=dict(choice.kwargs), lr=options.lr,
-                                 label=choice.label, **common))
+            specs.append(
+                RunSpec(
+                    index=i,
+                    optimizer=choice.name,
+                    kwargs=dict(choice.kwargs),
+                    lr=options.lr,
+                    label=choice.label,
+                    **common,
+                )
+            )
     elif options.lr_sweep:
         for i, lr in enumerate(options.lr_sweep):
             specs.append(RunSpec(index=i, lr=lr, **common))

@@ -56,8 +56,12 @@ def _usable(run: Run, points: np.ndarray, steps: Sequence[int]) -> np.ndarray:
     else:
         first = run.first_loss() or 0.0
         # a point is kept while the loss the script computed there was no worse than at the start
-        mask = np.array([s < run.steps and finite(run.loss[s]) and run.loss[s] <= first  # type: ignore[operator]
-                         for s in steps])
+        mask = np.array(
+            [
+                s < run.steps and finite(run.loss[s]) and run.loss[s] <= first  # type: ignore[operator]
+                for s in steps
+            ]
+        )
         mask[0] = True
     return points[mask]
 
@@ -71,16 +75,32 @@ def _box(points: np.ndarray, margin: float = 0.12) -> tuple[np.ndarray, np.ndarr
     return mid - span * (0.5 + margin), mid + span * (0.5 + margin)
 
 
-def quadratic_minimum(ev: Evaluator, origin: np.ndarray, dirs: np.ndarray, centre: np.ndarray, h: float,
-                      box: tuple[np.ndarray, np.ndarray], seed: int) -> np.ndarray | None:
+def quadratic_minimum(
+    ev: Evaluator,
+    origin: np.ndarray,
+    dirs: np.ndarray,
+    centre: np.ndarray,
+    h: float,
+    box: tuple[np.ndarray, np.ndarray],
+    seed: int,
+) -> np.ndarray | None:
     """The minimum of the loss when it is exactly quadratic in the plane's coordinates, else None.
 
     Central differences give a quadratic's gradient and Hessian exactly (double precision);
     the fitted quadratic must then predict the loss at other points to `RTOL`.
     """
     cx, cy = centre
-    stencil = [(cx, cy), (cx + h, cy), (cx - h, cy), (cx, cy + h), (cx, cy - h),
-               (cx + h, cy + h), (cx + h, cy - h), (cx - h, cy + h), (cx - h, cy - h)]
+    stencil = [
+        (cx, cy),
+        (cx + h, cy),
+        (cx - h, cy),
+        (cx, cy + h),
+        (cx, cy - h),
+        (cx + h, cy + h),
+        (cx + h, cy - h),
+        (cx - h, cy + h),
+        (cx - h, cy - h),
+    ]
     f = ev.evaluate(origin, dirs, stencil, float64=True)
     if not all(map(math.isfinite, f)):
         return None
@@ -102,12 +122,12 @@ def quadratic_minimum(ev: Evaluator, origin: np.ndarray, dirs: np.ndarray, centr
     scale = max(abs(v) for v in f + actual)
     if any(abs(model(z) - a) > RTOL * scale for z, a in zip(checks, actual)):
         return None
-    return np.array([float(f"{v:.12g}") if abs(v) > 1e-12 * max(1.0, float(np.abs(zmin).max())) else 0.0
-                     for v in zmin])
+    return np.array([float(f"{v:.12g}") if abs(v) > 1e-12 * max(1.0, float(np.abs(zmin).max())) else 0.0 for v in zmin])
 
 
-def _grid(ev: Evaluator, origin: np.ndarray, dirs: np.ndarray, box: tuple[np.ndarray, np.ndarray],
-          n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid(
+    ev: Evaluator, origin: np.ndarray, dirs: np.ndarray, box: tuple[np.ndarray, np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs = np.linspace(box[0][0], box[1][0], n)
     ys = np.linspace(box[0][1], box[1][1], n)
     coords = [(x, y) for y in ys for x in xs]
@@ -142,16 +162,27 @@ def two_scalar_surface(runs: Sequence[Run], ev: Evaluator, seed: int) -> Surface
         box = _box(np.vstack([keep, zmin]))
     xs, ys, z = _grid(ev, origin, dirs, box, GRID_PARAMS)
     if zmin is not None:
-        minimum = {"x": float(zmin[0]), "y": float(zmin[1]), "loss": ev.evaluate(origin, dirs, [tuple(zmin)])[0],
-                   "kind": "quadratic"}
+        minimum = {
+            "x": float(zmin[0]),
+            "y": float(zmin[1]),
+            "loss": ev.evaluate(origin, dirs, [tuple(zmin)])[0],
+            "kind": "quadratic",
+        }
     else:
         j, i = np.unravel_index(np.nanargmin(np.where(np.isfinite(z), z, np.nan)), z.shape)
         minimum = {"x": float(xs[i]), "y": float(ys[j]), "loss": float(z[j, i]), "kind": "grid"}
     checks = [(p[k], k, r) for r, p in zip(runs, paths) for k in _spread(len(p) - 1, 40)]
-    return Surface(kind="params", axes=axis_names(runs[0]), x=xs.tolist(), y=ys.tolist(),
-                   loss=[[float(v) for v in row] for row in z], paths=[p.tolist() for p in paths],
-                   path_steps=[list(range(len(p))) for p in paths], minimum=minimum,
-                   matches_script=_matches(ev, runs, checks))
+    return Surface(
+        kind="params",
+        axes=axis_names(runs[0]),
+        x=xs.tolist(),
+        y=ys.tolist(),
+        loss=[[float(v) for v in row] for row in z],
+        paths=[p.tolist() for p in paths],
+        path_steps=[list(range(len(p))) for p in paths],
+        minimum=minimum,
+        matches_script=_matches(ev, runs, checks),
+    )
 
 
 def load_vectors(path: Path) -> tuple[np.ndarray, list[int]]:
@@ -166,7 +197,7 @@ def random_directions(run: Run, theta0: np.ndarray, seed: int) -> np.ndarray:
         parts, at = [], 0
         for shape in run.shapes.values():
             n = int(math.prod(shape))
-            w = theta0[at:at + n].reshape(shape) if shape else theta0[at:at + n]
+            w = theta0[at : at + n].reshape(shape) if shape else theta0[at : at + n]
             d = rng.standard_normal(w.shape)
             if d.ndim >= 2:
                 for i in range(d.shape[0]):
@@ -205,12 +236,24 @@ def slice_surface(runs: Sequence[Run], ev: Evaluator, vectors: Sequence[Path], s
     xs, ys, z = _grid(ev, theta0, dirs, _box(keep), GRID_SLICE)
     j, i = np.unravel_index(np.nanargmin(np.where(np.isfinite(z), z, np.nan)), z.shape)
     minimum = {"x": float(xs[i]), "y": float(ys[j]), "loss": float(z[j, i]), "kind": "grid"}
-    checks = [(vecs[k].astype(np.float64), steps[k], r) for r, (vecs, steps) in zip(runs, loaded)
-              for k in _spread(len(steps) - 1, 3)]
+    checks = [
+        (vecs[k].astype(np.float64), steps[k], r)
+        for r, (vecs, steps) in zip(runs, loaded)
+        for k in _spread(len(steps) - 1, 3)
+    ]
     names = ["PC1", "PC2"] if kind == "pca" else ["d1", "d2"]
-    return Surface(kind=kind, axes=names, x=xs.tolist(), y=ys.tolist(), loss=[[float(v) for v in r] for r in z],
-                   paths=[p.tolist() for p in paths], path_steps=path_steps, minimum=minimum,
-                   matches_script=_matches(ev, runs, checks), explained=explained)
+    return Surface(
+        kind=kind,
+        axes=names,
+        x=xs.tolist(),
+        y=ys.tolist(),
+        loss=[[float(v) for v in r] for r in z],
+        paths=[p.tolist() for p in paths],
+        path_steps=path_steps,
+        minimum=minimum,
+        matches_script=_matches(ev, runs, checks),
+        explained=explained,
+    )
 
 
 def build_surface(runs: Sequence[Run], ev: Evaluator, vectors: Sequence[Path] | None, seed: int) -> Surface | None:

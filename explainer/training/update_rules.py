@@ -102,8 +102,7 @@ def _adagrad(run: Run, u: ParamUpdate, d: int) -> list[str]:
 
 def _other(run: Run, u: ParamUpdate, d: int) -> list[str]:
     state = ", ".join(f"{k} = {_n(v, d)}" for k, v in sorted(u.state.items()) if k != "step")
-    return [f"g = {_n(u.grad, d)}" + (f"; {state}" if state else ""),
-            f"θ: {_n(u.before, d)} → {_n(u.after, d)}"]
+    return [f"g = {_n(u.grad, d)}" + (f"; {state}" if state else ""), f"θ: {_n(u.before, d)} → {_n(u.after, d)}"]
 
 
 RULES = {"SGD": _sgd, "Adam": _adam, "AdamW": _adam, "RMSprop": _rmsprop, "Adagrad": _adagrad}

@@ -37,8 +37,10 @@ def _manim() -> Any:
     try:
         import manim
     except (ImportError, OSError) as exc:  # cairo/pango shared libraries missing
-        raise ExplainerError(f"Manim could not be loaded ({exc}): run scripts/bootstrap.sh to install cairo, pango "
-                             "and Manim, then try again") from None
+        raise ExplainerError(
+            f"Manim could not be loaded ({exc}): run scripts/bootstrap.sh to install cairo, pango "
+            "and Manim, then try again"
+        ) from None
     return manim
 
 
@@ -66,8 +68,16 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
         ax.set_axis_off()
         if hi > lo > 0:
             levels = np.geomspace(lo, hi, 16)
-            ax.contourf(s.x, s.y, np.clip(z, lo, None), levels=levels, norm=mcolors.LogNorm(lo, hi),
-                        cmap="Blues_r", alpha=0.55 if theme_name == "light" else 0.4, extend="min")
+            ax.contourf(
+                s.x,
+                s.y,
+                np.clip(z, lo, None),
+                levels=levels,
+                norm=mcolors.LogNorm(lo, hi),
+                cmap="Blues_r",
+                alpha=0.55 if theme_name == "light" else 0.4,
+                extend="min",
+            )
             ax.contour(s.x, s.y, z, levels=levels[::3], colors=get_theme(theme_name).muted, linewidths=0.8)
         ax.set_xlim(s.x[0], s.x[-1])
         ax.set_ylim(s.y[0], s.y[-1])
@@ -82,8 +92,16 @@ def build_scene_class() -> type:
     class TrainingScene(m.Scene):  # type: ignore[name-defined]
         """Performs a training record: the surface, then each run's path and loss curve growing."""
 
-        def __init__(self, record: TrainingRecord, image: Path, theme: str, lang: str, digits: int,
-                     on_part: Callable[[int, int], None] | None = None, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            record: TrainingRecord,
+            image: Path,
+            theme: str,
+            lang: str,
+            digits: int,
+            on_part: Callable[[int, int], None] | None = None,
+            **kwargs: Any,
+        ) -> None:
 
             class Backdrop(m.Camera):  # type: ignore[name-defined]
                 def __init__(self, **kw: Any) -> None:
@@ -98,15 +116,17 @@ def build_scene_class() -> type:
             self.texts: dict[str, Any] = {}
 
         def text(self, s: str, size: float, colour_: str | None = None, bold: bool = False) -> Any:
-            return m.Text(s, font=FONT, font_size=size, color=colour_ or self.th.text,
-                          weight=m.BOLD if bold else m.NORMAL)
+            return m.Text(
+                s, font=FONT, font_size=size, color=colour_ or self.th.text, weight=m.BOLD if bold else m.NORMAL
+            )
 
         # -- coordinates -----------------------------------------------------------------
         def surf(self, x: float, y: float) -> Any:
             s = self.s
             left, bottom, w, h = SURFACE_BOX
-            return np.array([left + (x - s.x[0]) / (s.x[-1] - s.x[0]) * w,
-                             bottom + (y - s.y[0]) / (s.y[-1] - s.y[0]) * h, 0.0])
+            return np.array(
+                [left + (x - s.x[0]) / (s.x[-1] - s.x[0]) * w, bottom + (y - s.y[0]) / (s.y[-1] - s.y[0]) * h, 0.0]
+            )
 
         def curve(self, step: float, loss: float) -> Any:
             left, bottom, w, h = LOSS_BOX
@@ -154,23 +174,36 @@ def build_scene_class() -> type:
                 ticks.add(label.shift(m.UP * 0.12 if v == s.y[0] else m.ORIGIN))  # clear of the x axis' first label
             start = s.paths[0][0]
             dot = m.Dot(self.surf(*start), color=th.text, radius=0.07)
-            parts = [head, frame, xl, yl, ticks, dot,
-                     self.text(t("tr_start", self.lang), 16).next_to(dot, m.DOWN, buff=0.08)]
+            parts = [
+                head,
+                frame,
+                xl,
+                yl,
+                ticks,
+                dot,
+                self.text(t("tr_start", self.lang), 16).next_to(dot, m.DOWN, buff=0.08),
+            ]
             if s.minimum:
-                star = m.Star(outer_radius=0.16, color="#FFD23F", fill_opacity=1, stroke_color=th.text,
-                              stroke_width=1).move_to(self.surf(s.minimum["x"], s.minimum["y"]))
-                parts += [star, self.text(minimum_text(rec, self.lang, self.digits), 18, bold=True)
-                          .next_to(star, m.UR, buff=0.05)]
+                star = m.Star(
+                    outer_radius=0.16, color="#FFD23F", fill_opacity=1, stroke_color=th.text, stroke_width=1
+                ).move_to(self.surf(s.minimum["x"], s.minimum["y"]))
+                parts += [
+                    star,
+                    self.text(minimum_text(rec, self.lang, self.digits), 18, bold=True).next_to(star, m.UR, buff=0.05),
+                ]
             left, bottom, w, h = LOSS_BOX
             box = m.Rectangle(width=w, height=h, stroke_color=th.muted, stroke_width=1.5)
             box.move_to([left + w / 2, bottom + h / 2, 0])
-            parts += [box, self.text(t("tr_loss", self.lang), 20, bold=True).next_to(box, m.UP, buff=0.1)
-                      .align_to(box, m.LEFT),
-                      self.text(t("tr_step", self.lang), 14, th.muted).next_to(box, m.DOWN, buff=0.08)]
+            parts += [
+                box,
+                self.text(t("tr_loss", self.lang), 20, bold=True).next_to(box, m.UP, buff=0.1).align_to(box, m.LEFT),
+                self.text(t("tr_step", self.lang), 14, th.muted).next_to(box, m.DOWN, buff=0.08),
+            ]
             for v in (self.loss_lo, self.loss_hi):
                 parts.append(self.text(fmt_number(v, 2), 13, th.muted).next_to(self.curve(0, v), m.LEFT, buff=0.08))
-            self.legend = m.VGroup(*[self.text(run_label(r, self.digits), 18, colour(i))
-                                     for i, r in enumerate(rec.runs)]).arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.1)
+            self.legend = m.VGroup(
+                *[self.text(run_label(r, self.digits), 18, colour(i)) for i, r in enumerate(rec.runs)]
+            ).arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.1)
             self.legend.next_to(box, m.DOWN, buff=0.45).align_to(box, m.LEFT)
             self.counter = self.text(t("tr_counter", self.lang).format(n=0, total=self.steps), 22)
             self.counter.next_to(box, m.UP, buff=0.1).align_to(box, m.RIGHT)
@@ -186,8 +219,11 @@ def build_scene_class() -> type:
         def grow(self, i: int) -> None:
             run, s, col = self.record.runs[i], self.s, colour(i)
             left, bottom, _, h = SURFACE_BOX
-            pts, exit_at = until_exit(np.asarray(s.paths[i], dtype=float).reshape(-1, 2),
-                                      np.array([s.x[0], s.y[0]]), np.array([s.x[-1], s.y[-1]]))
+            pts, exit_at = until_exit(
+                np.asarray(s.paths[i], dtype=float).reshape(-1, 2),
+                np.array([s.x[0], s.y[0]]),
+                np.array([s.x[-1], s.y[-1]]),
+            )
             if exit_at is not None and len(pts):
                 pts = np.vstack([pts[:-1], exit_at])
             scene_pts = [self.surf(*p) for p in pts] or [self.surf(*s.paths[i][0])]
@@ -242,34 +278,57 @@ def build_scene_class() -> type:
                 if run.diverged_at is not None:
                     value = t("tr_diverged", self.lang).format(n=run.diverged_at)
                 else:
-                    value = ", ".join(f"{n.split('.')[-1]} = {fmt_number(run.params[n][-1], self.digits)}"
-                                      for n in names[:2] if not isinstance(run.params[n][-1], (list, dict)))
+                    value = ", ".join(
+                        f"{n.split('.')[-1]} = {fmt_number(run.params[n][-1], self.digits)}"
+                        for n in names[:2]
+                        if not isinstance(run.params[n][-1], (list, dict))
+                    )
                     if not value:
                         value = f"{t('loss', self.lang)} = {fmt_number(run.loss[-1], self.digits)}"
                 lines.append(self.text(f"{run_label(run, self.digits)}: {value}", 18, colour(i)))
-            summary = m.VGroup(*lines).arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.1).move_to(self.legend,
-                                                                                              aligned_edge=m.UL)
+            summary = (
+                m.VGroup(*lines).arrange(m.DOWN, aligned_edge=m.LEFT, buff=0.1).move_to(self.legend, aligned_edge=m.UL)
+            )
             self.play(m.FadeOut(self.legend), m.FadeIn(summary), run_time=0.6)
             self.wait(CLOSE_SECONDS)
 
     return TrainingScene
 
 
-def render_training_video(record: TrainingRecord, folder: Path, quality: str = "low", theme: str = "light",
-                          lang: str = "en", digits: int = 4, on_part: Callable[[int, int], None] | None = None) -> Path:
+def render_training_video(
+    record: TrainingRecord,
+    folder: Path,
+    quality: str = "low",
+    theme: str = "light",
+    lang: str = "en",
+    digits: int = 4,
+    on_part: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write ``training.mp4`` into ``folder`` (needs a surface: the paths are drawn on it)."""
     if record.surface is None:
-        raise ExplainerError("training.mp4 draws the runs on the loss surface, and this training has none "
-                             "(see the note in training.json): run without --video")
+        raise ExplainerError(
+            "training.mp4 draws the runs on the loss surface, and this training has none "
+            "(see the note in training.json): run without --video"
+        )
     m = _manim()
     qname, width, height, fps = QUALITIES[quality]
     scene_cls = build_scene_class()
     with tempfile.TemporaryDirectory(prefix="explain-graph-training-video-") as tmp:
         image = backdrop(record, Path(tmp) / "backdrop.png", theme, width, height)
-        settings = {"quality": qname, "pixel_width": width, "pixel_height": height, "frame_rate": fps,
-                    "media_dir": tmp, "output_file": "training", "disable_caching": True, "progress_bar": "none",
-                    "verbosity": "ERROR", "background_color": get_theme(theme).background, "write_to_movie": True,
-                    "format": "mp4"}
+        settings = {
+            "quality": qname,
+            "pixel_width": width,
+            "pixel_height": height,
+            "frame_rate": fps,
+            "media_dir": tmp,
+            "output_file": "training",
+            "disable_caching": True,
+            "progress_bar": "none",
+            "verbosity": "ERROR",
+            "background_color": get_theme(theme).background,
+            "write_to_movie": True,
+            "format": "mp4",
+        }
         with m.tempconfig(settings):
             scene = scene_cls(record, image, theme, lang, digits, on_part)
             scene.render()

@@ -108,15 +108,17 @@ class Worker:
                             program.__exit__(None, None, None)
             except (SystemExit, ScriptOsExit) as exc:
                 if exc.code not in (None, 0):
-                    error = UserScriptError(f"{script.name} exited with status {exc.code}: check the arguments after --",
-                                            tail.text())
+                    error = UserScriptError(
+                        f"{script.name} exited with status {exc.code}: check the arguments after --", tail.text()
+                    )
             except ExplainerError:
                 raise
             except Exception as exc:  # noqa: BLE001  (the user's own error: reported as theirs)
                 error = UserScriptError(
                     f"{script.name} raised {type(exc).__name__}: {exc} (run {spec.index + 1}: {recorder.run.label or 'the script'}). "
                     f"Fix the script (`python {script.name}` shows the same) and run again",
-                    user_traceback(exc, script))
+                    user_traceback(exc, script),
+                )
             finally:
                 sys.stdout, sys.stderr = saved_out, saved_err
         run = recorder.finish()
@@ -128,7 +130,8 @@ class Worker:
         if recorder.opt is None:
             raise NoTrainingError(
                 f"{script.name} never called optimizer.step(): --train, --compare and --lr-sweep need a training loop "
-                "with a torch.optim optimizer")
+                "with a torch.optim optimizer"
+            )
         if program is not None:
             self._keep_program(program, recorder.params)
         if spec.vectors and recorder.vectors:
@@ -136,8 +139,13 @@ class Worker:
 
             np.save(spec.vectors, np.stack([v for _, v in recorder.vectors]))
             Path(spec.vectors + ".steps.json").write_text(json.dumps([s for s, _ in recorder.vectors]))
-        self.send(type="done", run=run.to_json(), program=self.program is not None, note=self.program_note,
-                  numel=sum(p.numel() for p in recorder.params))
+        self.send(
+            type="done",
+            run=run.to_json(),
+            program=self.program is not None,
+            note=self.program_note,
+            numel=sum(p.numel() for p in recorder.params),
+        )
 
     def _cut(self, program: Any, root: Any) -> None:
         """At the first backward: stop recording ops; the program is cut once the optimizer is known."""
@@ -164,8 +172,9 @@ class Worker:
             if req.get("stop"):
                 break
             origin, dirs, wide = req["origin"], req["dirs"], bool(req.get("float64"))
-            values = [prog.evaluate(prog.split(origin + a * dirs[0] + b * dirs[1], wide), wide)
-                      for a, b in req["coords"]]
+            values = [
+                prog.evaluate(prog.split(origin + a * dirs[0] + b * dirs[1], wide), wide) for a, b in req["coords"]
+            ]
             self.send(type="values", values=values)
 
 
