@@ -244,3 +244,27 @@ def test_missing_converter_is_a_one_line_error_and_writes_nothing(
         and "\n" not in str(exc.value)
     )
     assert not out.exists()
+
+
+def test_backward_pages_point_the_lit_edges_the_way_the_gradient_flows() -> None:
+    """On a backward page the edges the gradient flows along end in an arrowhead at the input."""
+    from explainer.render.frames import apply_frame, tag_svg
+    from explainer.themes import get_theme
+
+    story = build_story(lecture_graph())
+    theme = get_theme("light")
+    root = tag_svg(story.svg, theme)
+    numbers = re.compile(r"-?\d+(?:\.\d+)?")
+    checked = 0
+    for frame in frames(story.graph, story.steps):
+        drawn = apply_frame(root, frame, theme)
+        for g in drawn.iter(f"{{{SVG_NS}}}g"):
+            if g.get("data-edge") is None or tuple(g.get("data-edge").split()) not in set(frame.edges):
+                continue
+            path = [float(x) for x in numbers.findall(g.find(f"{{{SVG_NS}}}path").get("d"))]
+            tri = [float(x) for x in numbers.findall(g.find(f"{{{SVG_NS}}}polygon").get("points"))]
+            start, end, tip = (path[0], path[1]), (path[-2], path[-1]), (tri[0], tri[1])
+            near_tail = np.hypot(*np.subtract(tip, start)) < np.hypot(*np.subtract(tip, end))
+            assert near_tail == (frame.stage == "backward"), (frame.step, g.get("data-edge"))
+            checked += 1
+    assert checked >= 6  # forward and backward edges of the lecture

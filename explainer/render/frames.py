@@ -23,6 +23,8 @@ gradient in orange, update in green), so no extra markup is needed in the DOT.
 from __future__ import annotations
 
 import copy
+import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,7 +252,37 @@ def apply_frame(root: ET.Element, frame: Frame, theme: Theme) -> ET.Element:
                 el.set("stroke-width", f"{HIGHLIGHT_WIDTH if hl else EDGE_WIDTH:g}")
                 if lit_here and el.tag == _q("polygon"):
                     el.set("fill", colour)
+        if lit_here and frame.stage == "backward":
+            point_back(g)
     return root
+
+
+def point_back(edge: ET.Element) -> None:
+    """Turn a drawn edge's arrowhead around, in place: the gradient flows from head to tail.
+
+    ``dot`` ends the path one arrowhead short of the head node and draws the head there;
+    the path is extended to the head node and the same arrowhead drawn at its start,
+    pointing at the tail node, so a gradient never flows against an arrowhead.
+    """
+    path, head = edge.find(_q("path")), edge.find(_q("polygon"))
+    if path is None or head is None:
+        return
+    nums = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", path.get("d", ""))]
+    corners = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", head.get("points", ""))]
+    if len(nums) < 4 or len(corners) < 6:
+        return
+    pts, tri = list(zip(nums[::2], nums[1::2])), list(zip(corners[::2], corners[1::2]))[:3]
+    end = pts[-1]
+    tip = max(tri, key=lambda q: math.dist(q, end))
+    base = [q for q in tri if q != tip] or tri[:2]
+    length, half = math.dist(tip, end), math.dist(base[0], base[-1]) / 2
+    (x0, y0), (x1, y1) = pts[0], next((q for q in pts[1:] if q != pts[0]), pts[-1])
+    d = math.dist((x0, y0), (x1, y1)) or 1.0
+    ux, uy = (x0 - x1) / d, (y0 - y1) / d  # along the path, out of it, toward the tail node
+    bx, by = x0 - ux * length, y0 - uy * length
+    new = [(x0, y0), (bx - uy * half, by + ux * half), (bx + uy * half, by - ux * half), (x0, y0)]
+    head.set("points", " ".join(f"{x:.2f},{y:.2f}" for x, y in new))
+    path.set("d", f"{path.get('d', '')} L{tip[0]:.2f},{tip[1]:.2f}")
 
 
 def svg_text(root: ET.Element) -> str:
