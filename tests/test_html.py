@@ -332,3 +332,31 @@ def test_no_gradients_before_backward_computes_them(browser: Browser, lecture_de
     page.keyboard.press("End")
     assert headings(w) == ["value", "grad", "before update", "after update"]
     assert errors == []
+
+
+def test_backward_steps_point_the_lit_edges_the_way_the_gradient_flows(
+    browser: Browser, lecture_decks: dict[str, Path]
+) -> None:
+    page, _, errors = _open(browser, lecture_decks["linear_regression"] / "index.html")
+
+    def lit_edges() -> list[tuple[str, str, str]]:
+        return page.eval_on_selector_all(
+            "g.edge.eg-lit polygon[data-back]",
+            "els => els.map(e => [e.getAttribute('points'), e.getAttribute('data-fwd'), e.getAttribute('data-back')])",
+        )
+
+    stages = {"forward": 0, "backward": 0}
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+        stage = page.evaluate("document.querySelector('#eg-lines').className")
+        for points, fwd, back in lit_edges():
+            assert fwd != back
+            if stage in stages:
+                assert points == (back if stage == "backward" else fwd), stage
+                stages[stage] += 1
+    assert stages["forward"] >= 3 and stages["backward"] >= 3 and errors == []
+    # back to the start: every arrowhead as dot drew it
+    page.keyboard.press("Home")
+    assert page.eval_on_selector_all(
+        "polygon[data-back]", "els => els.every(e => e.getAttribute('points') === e.getAttribute('data-fwd'))"
+    )

@@ -18,6 +18,7 @@ system, with no network at all.
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import xml.etree.ElementTree as ET
@@ -28,7 +29,7 @@ import networkx as nx
 
 from ..story import Story
 from ..text import fmt_number, fmt_shape, optimizer_text, stage_name, t, value_inline
-from .frames import CSS, frames, svg_text, tag_svg
+from .frames import CSS, SVG_NS, frames, point_back, svg_text, tag_svg
 from .graphviz import DiagramOptions
 from .page_assets import JS, page_css
 from .style import highlight_colour, step_mark, subtitle
@@ -177,6 +178,20 @@ def _focusable(root: ET.Element, g: nx.DiGraph, lang: str) -> None:
     root.set("aria-label", t("diagram_label", lang))
 
 
+def _backward_arrows(root: ET.Element) -> None:
+    """Give every edge its arrowhead turned around (`point_back`), for the backward steps to show."""
+    for edge in root.iter(f"{{{SVG_NS}}}g"):
+        if edge.get("data-edge") is None:
+            continue
+        back = copy.deepcopy(edge)
+        point_back(back)
+        for tag, attr in (("path", "d"), ("polygon", "points")):
+            el, turned = edge.find(f"{{{SVG_NS}}}{tag}"), back.find(f"{{{SVG_NS}}}{tag}")
+            if el is not None and turned is not None and turned.get(attr) != el.get(attr):
+                el.set("data-fwd", el.get(attr, ""))
+                el.set("data-back", turned.get(attr, ""))
+
+
 def build_html(story: Story) -> str:
     """The whole page as one string (deterministic: same story, same bytes)."""
     g, opts, theme = story.graph, story.options, story.theme
@@ -185,6 +200,7 @@ def build_html(story: Story) -> str:
     root.attrib.pop("width", None)
     root.attrib.pop("height", None)
     _focusable(root, g, lang)
+    _backward_arrows(root)
     svg = svg_text(root)
     data = page_data(story)
     # Inside <script>, "</script" ends the element and "<!--" can swallow it; "<" only ever

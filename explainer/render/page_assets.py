@@ -109,6 +109,14 @@ JS = r"""
     return e;
   }
 
+  // An edge the gradient flows along points from head to tail (geometry from the page's build).
+  function point(g, back) {
+    g.querySelectorAll("[data-back]").forEach(function (el) {
+      var attr = el.tagName === "path" ? "d" : "points";
+      el.setAttribute(attr, el.getAttribute(back ? "data-back" : "data-fwd"));
+    });
+  }
+
   function show(i) {
     cur = Math.max(0, Math.min(steps.length - 1, i));
     var f = steps[cur];
@@ -127,6 +135,7 @@ JS = r"""
       g.classList.toggle("eg-dim", !(seen.has(uv[0]) && seen.has(uv[1])));
       g.classList.toggle("eg-g", eg.has(k));
       g.classList.toggle("eg-lit", lit.has(k));
+      point(g, lit.has(k) && f.stage === "backward");
     });
     document.documentElement.style.setProperty("--eg-hl", f.colour);
     var stage = $("eg-stage");
