@@ -99,16 +99,18 @@ def render_outputs(
     the page and the deck).
     """
     view = g if shown is None else shown
-    render_static(view, out_dir, diagram, formats)
+    slides = slides or pptx
+    # The story's one dot process also chooses the diagram's direction: two dot calls in all.
+    story = build_story(view, diagram) if video is not None or slides or html else None
+    chosen = story.diagram_rankdir if story is not None else None
+    render_static(view, out_dir, replace(diagram, rankdir=chosen) if chosen else diagram, formats)
     save_graph(g, out_dir / "graph.json")
     if losses:
         from .render.plots import loss_curve
 
         loss_curve(losses, out_dir / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
-    slides = slides or pptx
-    if video is None and not slides and not html:
+    if story is None:
         return
-    story = build_story(view, diagram)
     if video is not None:
         from .render.video import render_video  # imports Manim: only on this path
 

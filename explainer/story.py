@@ -25,7 +25,7 @@ import networkx as nx
 
 from .choreography import Step, choreograph
 from .layout import Layout, lay_out
-from .render.graphviz import DiagramOptions, frame_dot
+from .render.graphviz import DiagramOptions, diagram_candidates, frame_dot, page_rankdir
 from .themes import Theme, get_theme
 
 #: Width / height of the part of a frame the whole graph is drawn in (16:9 less the header
@@ -50,6 +50,9 @@ class Story:
         The choreography.
     rankdir, layout, svg
         The frame's direction, its positions (points) and dot's SVG of that very layout.
+    diagram_rankdir
+        The direction the diagram file takes when it is left to the tool (`page_rankdir`),
+        chosen in the same ``dot`` process; None when the options fix it or the graph is large.
     """
 
     graph: nx.DiGraph
@@ -58,6 +61,7 @@ class Story:
     rankdir: str
     layout: Layout
     svg: str
+    diagram_rankdir: str | None = None
 
     @property
     def theme(self) -> Theme:
@@ -82,14 +86,26 @@ def choose_rankdir(layouts: dict[str, Layout], aspect: float = FRAME_ASPECT) -> 
 
 
 def build_story(g: nx.DiGraph, options: DiagramOptions | None = None, steps: Sequence[Step] | None = None) -> Story:
-    """Choreograph ``g`` and lay its frame out (one ``dot`` process). ``g`` is the graph as drawn."""
+    """Choreograph ``g`` and lay its frame out (one ``dot`` process, which also lays out the
+    diagram's candidate directions: `Story.diagram_rankdir`). ``g`` is the graph as drawn."""
     options = options or DiagramOptions()
     rankdirs = (options.rankdir,) if options.rankdir else RANKDIRS
-    laid = dict(zip(rankdirs, lay_out([frame_dot(g, options, r) for r in rankdirs])))
+    candidates = diagram_candidates(g, options)
+    everything = lay_out([frame_dot(g, options, r) for r in rankdirs] + list(candidates.values()))
+    laid = dict(zip(rankdirs, everything))
     rankdir = choose_rankdir({r: v.layout for r, v in laid.items()})
+    diagram = dict(zip(candidates, (v.layout for v in everything[len(rankdirs) :])))
     if steps is None:
         steps = choreograph(g, lang=options.lang, digits=options.digits)
-    return Story(g, options, tuple(steps), rankdir, laid[rankdir].layout, laid[rankdir].svg)
+    return Story(
+        g,
+        options,
+        tuple(steps),
+        rankdir,
+        laid[rankdir].layout,
+        laid[rankdir].svg,
+        page_rankdir(diagram) if diagram else None,
+    )
 
 
 __all__ = ["FRAME_ASPECT", "Story", "build_story", "choose_rankdir", "frame_scale"]

@@ -42,14 +42,12 @@ def _dot_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -
 
 
 def test_a_run_with_every_output_calls_dot_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One dot for the diagram files, one for the frame the video, slides and page share; a small
-    graph whose direction is left to the tool gets one more, quick one (positions only) to choose it."""
-    calls = _dot_calls(tmp_path, monkeypatch, "--rankdir", "LR")
-    assert len(calls) == 2, calls
-    assert any("-Tjson0" in c and "-Tsvg" in c and "-O" in c for c in calls)  # the frame, with its SVG
-    calls = _dot_calls(tmp_path, monkeypatch)
-    assert len(calls) == 3, calls
-    assert sum(c.split()[:2] == ["-Tjson0", "-O"] for c in calls) == 1  # the diagram's two directions
+    """One dot for the diagram files, one for the frame the video, slides and page share (which
+    also lays out the diagram both ways when its direction is left to the tool)."""
+    for options in (("--rankdir", "LR"), ()):
+        calls = _dot_calls(tmp_path, monkeypatch, *options)
+        assert len(calls) == 2, calls
+        assert any("-Tjson0" in c and "-Tsvg" in c and "-O" in c for c in calls)  # the frame, with its SVG
 
 
 def test_renderers_only_read_the_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,3 +117,11 @@ def test_notebook_steps_use_the_same_story(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(explainer.story, "build_story", spy)  # the notebook imports it when it steps
     page = nb.Diagram(lecture_graph()).steps()
     assert len(built) == 1 and 'id="eg-data"' in page.page
+
+
+def test_the_diagram_is_the_same_with_or_without_the_story(tmp_path: Path) -> None:
+    """The diagram's direction chosen in the story's dot process is the one it chooses alone."""
+    for name, extra in (("alone", ()), ("with", ("--html",))):
+        proc = run_cli(str(EXAMPLES / "cross_entropy.py"), "--out", str(tmp_path / name), "--format", "svg", *extra)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "alone" / "graph.svg").read_bytes() == (tmp_path / "with" / "graph.svg").read_bytes()

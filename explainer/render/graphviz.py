@@ -291,6 +291,14 @@ def frame_dot(g: nx.DiGraph, opts: DiagramOptions, rankdir: str) -> str:
     return to_dot(g, replace(opts, rankdir=rankdir, legend=False, title_bar=False))
 
 
+def diagram_candidates(g: nx.DiGraph, opts: DiagramOptions) -> dict[str, str]:
+    """The diagram's DOT in each direction to choose from (`page_rankdir`), or none when
+    ``opts.rankdir`` is set or the graph is larger than `CHOOSE_RANKDIR_MAX_NODES`."""
+    if opts.rankdir is not None or g.number_of_nodes() > CHOOSE_RANKDIR_MAX_NODES:
+        return {}
+    return {r: to_dot(g, replace(opts, rankdir=r)) for r in ("LR", "TB")}
+
+
 def page_rankdir(layouts: dict[str, Layout]) -> str:
     """The direction (``LR``/``TB``) whose layout (legend and title included) fits a 16:9 page best.
 
@@ -351,15 +359,15 @@ def render_static(
 
     Unless ``opts.rankdir`` fixes it, a graph of up to `CHOOSE_RANKDIR_MAX_NODES` nodes is
     first laid out both ways (one more, quick ``dot`` process, positions only) to take the
-    direction that fits a 16:9 page best (`page_rankdir`). With ``positions``, also return the layout's `Layout` (else None).
+    direction that fits a 16:9 page best (`page_rankdir`); a run that builds the story passes
+    the direction the story's ``dot`` process chose instead (`explainer.story`). With ``positions``, also return the layout's `Layout` (else None).
     """
     opts = opts or DiagramOptions()
     dpi = get_theme(opts.theme).dpi
     paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}
-    if opts.rankdir is None and g.number_of_nodes() <= CHOOSE_RANKDIR_MAX_NODES:
-        both = ("LR", "TB")
-        laid = layouts_of([to_dot(g, replace(opts, rankdir=r)) for r in both])
-        opts = replace(opts, rankdir=page_rankdir(dict(zip(both, laid))))
+    candidates = diagram_candidates(g, opts)
+    if candidates:
+        opts = replace(opts, rankdir=page_rankdir(dict(zip(candidates, layouts_of(list(candidates.values()))))))
     layout = run_dot(to_dot(g, opts, dpi=dpi), paths, positions=positions)
     if "svg" in paths:
         svg = paths["svg"].read_text(encoding="utf-8")
