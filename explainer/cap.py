@@ -18,7 +18,7 @@ from typing import Any
 
 import networkx as nx
 
-from .repeats import merged_edge
+from .repeats import box_node, merged_edge
 
 __all__ = ["CAP_ID", "cap"]
 
@@ -82,35 +82,16 @@ def _box(g: nx.DiGraph, members: list[str]) -> dict[str, Any]:
     inside = set(members)
     leaving = [n for n in members if any(w not in inside for w in g.successors(n))]
     out_id = leaving[-1] if leaving else members[-1]
-    o = g.nodes[out_id]
-    ops = sum(1 for n in members if g.nodes[n]["kind"] in ("op", "loss"))
-    return {
-        "kind": "module",
+    return box_node(g, members, out_id) | {
         "label": f"… {len(members):,} earlier nodes",
         "name": None,
-        "op": None,
-        "autograd": None,
-        "call": None,
-        "scalars": [],
-        "shape": list(o.get("shape") or []),
-        "dtype": o.get("dtype", ""),
-        "value": o.get("value"),
-        "grad": o.get("grad"),
-        "backward_step": None,
         "module": None,
         "module_type": None,
         "requires_grad": True,
-        "update": None,
-        "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
         "intended_inf": False,
-        "n_outputs": 1,
         "calls": {},
         "path": None,
         "members": [],
-        "folded": len(members),
         "repeat": 1,
-        "output": out_id,
-        "ops": ops,
-        "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"),
         "capped": True,
     }

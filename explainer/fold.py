@@ -77,6 +77,7 @@ from .errors import FoldError
 from .repeats import (
     INDEXED,
     acyclic_runs,
+    box_node,
     call_path,
     merged_edge,
     repeated_runs,
@@ -342,37 +343,20 @@ def _module_node(g: nx.DiGraph, key: str, paths: list[str], members: list[str]) 
     if len(paths) > 1:  # "layers.0–23", "encoder#1–8": keys of a run all match INDEXED
         label += "–" + INDEXED.match(last).group("index")  # type: ignore[union-attr]
     parent = path.rpartition(".")[0] or None
-    return {
-        "kind": "module",
+    return box_node(g, members, out_id) | {
         "label": label,
         "name": first if len(paths) == 1 else key[2:],
         "intended_inf": bool(o.get("intended_inf")),
-        "op": None,
-        "autograd": None,
-        "call": None,
-        "scalars": [],
-        "shape": list(o.get("shape") or []),
-        "dtype": o.get("dtype", ""),
-        "value": o.get("value"),
-        "grad": o.get("grad"),
-        "backward_step": None,
         "module": parent,
         "module_type": path_type,
         "requires_grad": any(g.nodes[n].get("requires_grad") for n in members),
-        "update": None,
-        "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
-        "n_outputs": 1,
         # The calls of the modules around it (a module inside the 3rd call of an encoder).
         "calls": {
             p: c for p, c in (o.get("calls") or {}).items() if parent and (p == parent or parent.startswith(p + "."))
         },
         "path": path,
         "members": list(paths),
-        "folded": len(members),
         "repeat": len(paths),
-        "output": out_id,
-        "ops": len(ops),
-        "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"),
     }
 
 

@@ -15,7 +15,16 @@ import numpy as np
 
 from .values import json_number
 
-__all__ = ["INDEXED", "acyclic_runs", "call_path", "merged_edge", "repeated_runs", "stacked_inputs", "stacked_node"]
+__all__ = [
+    "INDEXED",
+    "acyclic_runs",
+    "box_node",
+    "call_path",
+    "merged_edge",
+    "repeated_runs",
+    "stacked_inputs",
+    "stacked_node",
+]
 
 #: A sibling block (``layers.3``) or a call of a module run several times (``encoder#3``).
 INDEXED = re.compile(r"^(?P<base>.+?)(?P<sep>[.#])(?P<index>\d+)$")
@@ -220,4 +229,30 @@ def merged_edge(g: nx.DiGraph, es: list[tuple[str, str, dict[str, Any]]]) -> dic
         "backward_step": None,
         "_flowed": bool(flowing),
         "folded": len(es),
+    }
+
+
+def box_node(g: nx.DiGraph, members: list[str], out_id: str) -> dict[str, Any]:
+    """The attributes every box standing for ``members`` has (a folded module, a capped rest):
+    it shows ``out_id``'s value and gradient, counts what it holds and is no op of its own.
+    Callers add what tells their boxes apart (label, name, module, path ...)."""
+    o = g.nodes[out_id]
+    return {
+        "kind": "module",
+        "op": None,
+        "autograd": None,
+        "call": None,
+        "scalars": [],
+        "shape": list(o.get("shape") or []),
+        "dtype": o.get("dtype", ""),
+        "value": o.get("value"),
+        "grad": o.get("grad"),
+        "backward_step": None,
+        "update": None,
+        "nonfinite": any(g.nodes[n].get("nonfinite") for n in members),
+        "n_outputs": 1,
+        "folded": len(members),
+        "output": out_id,
+        "ops": sum(1 for n in members if g.nodes[n]["kind"] in ("op", "loss")),
+        "params": sum(1 for n in members if g.nodes[n]["kind"] == "param"),
     }

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExplainerError
-from ..render.video import QUALITIES
+from ..render.video import QUALITIES, import_manim
 from ..text import fmt_number, t
 from ..themes import FONT, get_theme
 from .plots import colour, rc, until_exit
@@ -31,17 +31,6 @@ RUN_SECONDS, OPEN_SECONDS, CLOSE_SECONDS = 3.5, 1.5, 2.5
 #: Scene units (the frame is 14.2 × 8): the surface panel and the loss panel, as (left, bottom, width, height).
 SURFACE_BOX = (-6.05, -3.35, 5.95, 6.0)
 LOSS_BOX = (1.05, -0.75, 5.7, 3.7)
-
-
-def _manim() -> Any:
-    try:
-        import manim
-    except (ImportError, OSError) as exc:  # cairo/pango shared libraries missing
-        raise ExplainerError(
-            f"Manim could not be loaded ({exc}): run scripts/bootstrap.sh to install cairo, pango "
-            "and Manim, then try again"
-        ) from None
-    return manim
 
 
 def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, height: int) -> Path:
@@ -87,7 +76,7 @@ def backdrop(record: TrainingRecord, path: Path, theme_name: str, width: int, he
 
 
 def build_scene_class() -> type:
-    m = _manim()
+    m = import_manim()
 
     class TrainingScene(m.Scene):  # type: ignore[name-defined]
         """Performs a training record: the surface, then each run's path and loss curve growing."""
@@ -310,7 +299,7 @@ def render_training_video(
             "training.mp4 draws the runs on the loss surface, and this training has none "
             "(see the note in training.json): run without --video"
         )
-    m = _manim()
+    m = import_manim()
     qname, width, height, fps = QUALITIES[quality]
     scene_cls = build_scene_class()
     with tempfile.TemporaryDirectory(prefix="explain-graph-training-video-") as tmp:
