@@ -112,3 +112,35 @@ def test_python_api_draw_and_fold_module() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['graph.json', 'graph.pdf', 'graph.png', 'graph.svg'] True"
+
+
+GC_PROBE = """\
+import gc
+import torch
+
+print("frozen", gc.get_freeze_count())
+w = torch.ones(2, requires_grad=True)
+(w * 3).sum().backward()
+"""
+
+
+def test_the_command_freezes_imported_objects_only_in_a_process_of_its_own(tmp_path) -> None:
+    """``explain-graph`` keeps torch's objects out of the collector's walks (a speed-up measured
+    by bench/process_bench.py); the command called inside someone else's process does not
+    touch that process's heap."""
+    import gc
+    import re
+
+    from explainer.cli import command
+
+    script = tmp_path / "probe.py"
+    script.write_text(GC_PROBE, encoding="utf-8")
+    r = run_cli(str(script), "--out", str(tmp_path / "own"), "--format", "svg")
+    assert r.returncode == 0, r.stderr
+    frozen = re.search(r"frozen (\d+)", r.stdout)
+    assert frozen is not None and int(frozen.group(1)) > 50_000  # torch's modules, classes and functions
+
+    before = gc.get_freeze_count()
+    command.main(args=[str(script), "--out", str(tmp_path / "caller"), "--format", "svg"], standalone_mode=False)
+    assert gc.get_freeze_count() == before
+    assert (tmp_path / "caller" / "graph.svg").is_file()
