@@ -15,12 +15,17 @@ from typing import NoReturn
 
 import rich_click as click
 from click import get_current_context
+from rich.console import Console
 
 from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_NODES, FORMATS
 from .exits import run_guarded
-from .run import examples
+from .output import check_out_path
+from .run import RunOptions, examples, load_source
+from .summary import print_summary
 from .text import LANGS, t  # cheap: no torch, no networkx
 from .themes import THEMES
+from .training.report import print_training
+from .training.spec import TrainingOptions, parse_compare, parse_lrs
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -293,10 +298,6 @@ def command(
         script = examples()[example]
     elif script is None:
         raise click.UsageError("give a SCRIPT to explain (a .py file or a notebook), or --example NAME")
-    from rich.console import Console
-
-    from .output import check_out_path
-
     try:
         fmt = _formats(formats)
     except click.BadParameter as exc:
@@ -339,12 +340,8 @@ def command(
                 t("waiting", lang).format(folder=folder), style="yellow", highlight=False, markup=False
             ),
         )
-    from .summary import print_summary
-
     print_summary(report, digits=digits, lang=lang)
     if report.training is not None:
-        from .training.report import print_training
-
         print_training(report.training, lang=lang, digits=digits)
     if report.fold is not None and report.fold.message:
         Console().print(report.fold.message, style="yellow", highlight=False, markup=False, soft_wrap=True)
@@ -405,8 +402,6 @@ def _explain(
     pptx=False,
     own_process=False,
 ):  # noqa: ANN001, ANN202
-    from .run import load_source
-
     load_source(script)  # a missing file or a syntax error is reported before torch loads (~2 s)
     import torch  # noqa: F401  (imported here so --help stays fast)
 
@@ -416,12 +411,9 @@ def _explain(
     from .fold import FoldOptions
     from .pipeline import VideoOptions, explain_script
     from .render.graphviz import DiagramOptions
-    from .run import RunOptions
 
     options = None
     if training is not None:
-        from .training.spec import TrainingOptions, parse_compare, parse_lrs
-
         compare, lr_sweep, lr, jobs = training
         options = TrainingOptions(
             compare=parse_compare(compare) if compare else (),

@@ -20,6 +20,7 @@ from click.exceptions import Abort, Exit
 
 from .errors import ExplainerError, UserScriptError
 from .output import SignalAfterCommit
+from .tools import no_space_message
 
 __all__ = ["Terminated", "print_error", "run_guarded"]
 
@@ -96,8 +97,6 @@ def _stdout_closed() -> bool:
 def _os_error_message(exc: OSError) -> str:
     where = exc.filename or "the output folder"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        from .tools import no_space_message
-
         return no_space_message(where)
     return (
         f"could not write the output ({exc.strerror or exc}: {where}): check the --out folder's permissions "

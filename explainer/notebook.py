@@ -38,8 +38,13 @@ from .defaults import DEFAULT_DIGITS, DEFAULT_MAX_NODES, FORMATS
 from .errors import ExplainerError
 from .fold import FoldOptions, FoldResult, fold_for_display
 from .graph import build_graph
+from .pipeline import write_outputs
+from .render.graphviz import DiagramOptions, render_static
+from .render.html import build_html
+from .story import build_story
 from .themes import FONT, SVG_FONT_FALLBACK
-from .trace.model import Trace
+from .tools import check_font, find_tool
+from .trace.model import RecordOptions, Trace
 
 #: Height of the step-through page's frame in a notebook (px).
 STEPS_HEIGHT = 760
@@ -91,9 +96,6 @@ class Diagram:
         max_nodes: int = DEFAULT_MAX_NODES,
         title: str | None = None,
     ) -> None:
-        from .render.graphviz import DiagramOptions
-        from .tools import check_font, find_tool
-
         find_tool("dot")
         check_font(lang)
         self.graph: nx.DiGraph = _graph_of(obj)
@@ -110,8 +112,6 @@ class Diagram:
     @cached_property
     def svg(self) -> str:
         """The diagram's SVG, as in ``graph.svg``; fonts fall back for viewers without Noto CJK."""
-        from .render.graphviz import render_static
-
         with tempfile.TemporaryDirectory(prefix="explain-graph-nb-") as tmp:
             _, paths = render_static(self.shown, Path(tmp), self.options, ("svg",))
             text = paths["svg"].read_text(encoding="utf-8")
@@ -124,9 +124,6 @@ class Diagram:
 
     def steps(self) -> StepThrough:
         """The step-through page (``index.html``) for this graph, displayable inline."""
-        from .render.html import build_html
-        from .story import build_story
-
         return StepThrough(build_html(build_story(self.shown, self.options)))
 
     def save(
@@ -142,8 +139,6 @@ class Diagram:
 
         Files of yours with those names stay untouched (an error says so) unless ``force``.
         """
-        from .pipeline import write_outputs
-
         shown = self.shown if self.fold.folded else None
         return write_outputs(
             self.graph, Path(out_dir), self.options, formats, shown=shown, slides=slides, html=html, force=force
@@ -202,7 +197,7 @@ class Show:
     """
 
     def __init__(self, steps: bool = False, step: int = 1, full_trace: bool = False, **options: Any) -> None:
-        from .trace import RecordOptions, Tracer
+        from .trace.tracer import Tracer  # imports torch
 
         self.steps = steps
         self.options = options

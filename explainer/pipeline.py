@@ -23,9 +23,16 @@ from .fold import FoldOptions, FoldResult, fold_for_display
 from .graph import build_graph, save_graph
 from .output import open_output, planned_outputs
 from .render.graphviz import DiagramOptions, render_static
+from .render.html import render_html
+from .render.plots import loss_curve
+from .render.pptx import import_pptx
+from .render.slides import render_slides
+from .render.video import check_manim, render_video
 from .run import RunOptions, load_source, run_script
 from .story import build_story
 from .tools import check_font, find_tool, require_extra
+from .trace.model import RecordOptions
+from .training.explain import run_training, training_writer
 
 
 @dataclass(frozen=True)
@@ -65,12 +72,8 @@ def required_tools(
         require_extra("plots", "--run-to-end's loss curve")
     if video:
         require_extra("video", "--video")
-        from .render.video import check_manim
-
         check_manim()
     if pptx:
-        from .render.pptx import import_pptx
-
         import_pptx()
 
 
@@ -106,22 +109,14 @@ def render_outputs(
     render_static(view, out_dir, replace(diagram, rankdir=chosen) if chosen else diagram, formats)
     save_graph(g, out_dir / "graph.json")
     if losses:
-        from .render.plots import loss_curve
-
         loss_curve(losses, out_dir / "loss_curve.png", diagram.theme, diagram.lang, captured_step)
     if story is None:
         return
     if video is not None:
-        from .render.video import render_video  # imports Manim: only on this path
-
         render_video(story, out_dir, video.quality, on_video_step)
     if slides:
-        from .render.slides import render_slides
-
         render_slides(story, out_dir, pptx=pptx)
     if html:
-        from .render.html import render_html
-
         render_html(story, out_dir)
     if extra is not None:
         extra(out_dir)
@@ -178,8 +173,6 @@ def explain_script(
     ``training`` (`explainer.training.TrainingOptions`) also trains the script over
     time after the trace and writes training.json/svg/png (`explainer.training`).
     """
-    from .trace import RecordOptions
-
     run = run or RunOptions()
     fold = fold or FoldOptions()
     if run.record is None:
@@ -208,8 +201,6 @@ def explain_script(
         view = fold_for_display(g, fold)
         trained, extra = None, None
         if training is not None:
-            from .training.explain import run_training, training_writer
-
             trained = run_training(script, argv, training, seed=run.seed)
             extra = training_writer(
                 trained, diagram, video.quality if video else None, slides=slides or pptx, html=html

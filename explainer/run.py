@@ -99,7 +99,7 @@ def _notebook_display(*objs: Any, **_: Any) -> None:
 
 def user_traceback(exc: BaseException, script: Path) -> str:
     """The exception's traceback, trimmed to the user's own frames."""
-    from .trace import is_user_file
+    from .trace.naming import is_user_file  # imports torch
 
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_file(f.filename)]
     lines = ["Traceback (most recent call last):\n"]
@@ -110,7 +110,7 @@ def user_traceback(exc: BaseException, script: Path) -> str:
 
 def _raised_in_explainer(exc: BaseException) -> bool:
     """Did the exception start in explain-graph's own code (not torch's, not the user's)?"""
-    from .trace import is_user_file
+    from .trace.naming import is_user_file  # imports torch
 
     frames = traceback.extract_tb(exc.__traceback__)
     pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -145,7 +145,8 @@ def run_script(path: str | Path, argv: list[str] | None = None, options: RunOpti
     ExplainerError
         Nothing to explain (no loss, a non-scalar loss, a step never reached).
     """
-    from .trace import Session, StopScript, is_user_file
+    from .trace.naming import is_user_file  # imports torch
+    from .trace.session import Session, StopScript
 
     options = options or RunOptions()
     script = Path(path)

@@ -93,3 +93,66 @@ def test_the_trace_is_the_only_stage_that_imports_torch_internals() -> None:
             continue
         text = path.read_text(encoding="utf-8")
         assert "torch._C" not in text and "torch.utils._" not in text, f"{name} reaches into torch internals"
+
+
+#: Third-party packages worth deferring: each costs a noticeable share of a second to import.
+HEAVY = {"torch", "networkx", "numpy", "manim", "matplotlib", "pptx", "PIL", "av", "IPython", "nbformat", "nbclient"}
+
+
+def _imports_by_depth(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str], set[str]]:
+    """What ``name`` imports at module level and inside functions: package modules by name,
+    third-party packages by their top-level name (``TYPE_CHECKING`` blocks left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    top: set[str] = set()
+    lazy: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        in_function, for_types = False, False
+        up = parents.get(id(node))
+        while up is not None:
+            in_function |= isinstance(up, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for_types |= isinstance(up, ast.If) and "TYPE_CHECKING" in ast.unparse(up.test)
+            up = parents.get(id(up))
+        if for_types:
+            continue
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            base = _resolve(name, node, path.name == "__init__.py")
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        for target in targets:
+            while target.startswith("explainer") and target not in modules:
+                target = target.rpartition(".")[0]
+            (lazy if in_function else top).add(target if target.startswith("explainer") else target.split(".")[0])
+    return top, lazy
+
+
+def test_function_level_imports_only_defer_heavy_packages() -> None:
+    """A module imports another of the package inside a function only when that brings in a heavy
+    package the importer does not load already (torch for ``--help``, Manim for ``--video``...);
+    otherwise the import belongs at the top, where a reader sees what the module depends on."""
+    modules = _modules()
+    top, lazy = {}, {}
+    for name, path in modules.items():
+        top[name], lazy[name] = _imports_by_depth(name, path, modules)
+    heavy: dict[str, set[str]] = {}
+
+    def heavy_of(name: str) -> set[str]:
+        if name not in heavy:
+            heavy[name] = set()  # a cycle adds nothing; the cycle test reports it
+            found = set(top[name] & HEAVY)
+            for target in top[name]:
+                if target in modules:
+                    found |= heavy_of(target)
+            heavy[name] = found
+        return heavy[name]
+
+    needless = sorted(
+        f"{name} -> {target}"
+        for name in modules
+        for target in lazy[name]
+        if target in modules and not heavy_of(target) - heavy_of(name)
+    )
+    assert needless == [], f"import these at the top of the module: {needless}"

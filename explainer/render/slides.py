@@ -47,6 +47,7 @@ from .framing import PANEL_SHARE
 from .measure import text_width
 from .panel import pack
 from .panel_svg import MAX_EM, draw_panel, svg_el, svg_text
+from .pptx import write_pptx
 from .style import node_colours, step_mark
 
 #: Page size in CSS pixels (13.33 × 7.5 in at 96 dpi, PowerPoint's 16:9).
@@ -434,8 +435,6 @@ def render_slides(story: Story, out_dir: Path, pptx: bool = False) -> list[Path]
             pngs.append(dest)
     pngs.sort()
     if pptx:
-        from .pptx import write_pptx
-
         notes = ["\n".join(p.lines) for p in plan_pages(story.graph, story.steps, story.options.lang)]
         return [pdf, *pngs, write_pptx(pngs, notes, out_dir / "slides.pptx")]
     return [pdf, *pngs]

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .spec import TrainingOptions
+
 if TYPE_CHECKING:  # pragma: no cover
     from .explain import explain_training, run_training, write_training
     from .record import TrainingRecord, load_training
-    from .spec import TrainingOptions
 
 __all__ = ["TrainingOptions", "TrainingRecord", "explain_training", "load_training", "run_training", "write_training"]
 
 
 def __getattr__(name: str) -> Any:
+    # Loaded on first use: `explain` brings in networkx, `record` numpy.
     if name in ("explain_training", "run_training", "write_training"):
         from . import explain
 
@@ -29,8 +31,4 @@ def __getattr__(name: str) -> Any:
         from . import record
 
         return getattr(record, name)
-    if name == "TrainingOptions":
-        from . import spec
-
-        return spec.TrainingOptions
     raise AttributeError(f"module 'explainer.training' has no attribute {name!r}")

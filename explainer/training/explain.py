@@ -15,9 +15,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..text import fmt_number
+from ..render.slides import append_pages
+from ..render.views import add_view
+from ..text import fmt_number, t
+from .pages import VIEW_ID, html_view, slide_pages
+from .plots import training_figure
 from .record import Run, TrainingRecord, save_training
-from .spec import TrainingOptions, default_jobs, plan_runs
+from .runner import run_all
+from .spec import SLICE_MAX_PARAMS, TrainingOptions, default_jobs, plan_runs
+from .surface import build_surface
+from .video import render_training_video
 
 OUTPUTS = ("training.json", "training.svg", "training.png", "training.mp4")
 
@@ -65,9 +72,6 @@ def run_training(
     `NoTrainingError` when it never calls ``optimizer.step()``, `TrainingOptionError`
     when the optimizer cannot be swapped as asked.
     """
-    from .runner import run_all
-    from .surface import SLICE_MAX_PARAMS, build_surface
-
     options = options or TrainingOptions()
     script = Path(script)
     with tempfile.TemporaryDirectory(prefix="explain-graph-train-") as tmp:
@@ -109,8 +113,6 @@ def write_training(
 ) -> list[Path]:
     """Write ``training.json``, ``training.svg``, ``training.png`` (and ``training.mp4`` at quality ``video``,
     when there is a surface to draw the runs on; else a note says why not)."""
-    from .plots import training_figure
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if video is not None and record.surface is None and not any(n["key"] == "tr_note_no_video" for n in record.notes):
@@ -118,8 +120,6 @@ def write_training(
     files = [save_training(record, folder / "training.json")]
     files += training_figure(record, folder, theme, lang, digits)
     if video is not None and record.surface is not None:
-        from .video import render_training_video
-
         with _video_bar(progress) as on_part:
             files.append(render_training_video(record, folder, video, theme, lang, digits, on_part))
     return files
@@ -156,18 +156,11 @@ def training_writer(
         files = write_training(record, folder, theme, lang, digits, video, progress=True)
         page = folder / "index.html"
         if html and page.exists():
-            from ..render.views import add_view
-            from ..text import t
-            from .pages import VIEW_ID, html_view
-
             view = html_view(record, (folder / "training.svg").read_text(encoding="utf-8"), lang, digits)
             page.write_text(
                 add_view(page.read_text(encoding="utf-8"), VIEW_ID, t("tr_page", lang), view, lang), encoding="utf-8"
             )
         if slides and (folder / "slides.pdf").exists():
-            from ..render.slides import append_pages
-            from .pages import slide_pages
-
             append_pages(folder, slide_pages(record, theme, lang, digits))
         return files
 

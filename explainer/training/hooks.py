@@ -30,7 +30,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.overrides import TorchFunctionMode
 
 from ..errors import TrainingOptionError
-from ..trace import backward_through_modes
+from ..trace.naming import is_user_file
+from ..trace.routing import backward_through_modes
 from .record import ParamUpdate, Run
 from .spec import IMPL_FLAGS, SLICE_MAX_PARAMS, RunSpec
 
@@ -66,8 +67,6 @@ def param_names(params: list[torch.Tensor]) -> list[str]:
     Modules and tensors visible in the user's frames (innermost first, then the
     script's globals) name them; a parameter found nowhere is ``param[i]``.
     """
-    from ..trace import is_user_file
-
     wanted = {id(p): i for i, p in enumerate(params)}
     names: dict[int, str] = {}
     frame = sys._getframe(1)

@@ -19,9 +19,11 @@ from contextlib import contextmanager
 from multiprocessing.connection import wait
 from typing import Any
 
+from .. import errors
 from ..errors import ExplainerError, UserScriptError
 from .record import Run
 from .spec import RunSpec
+from .worker import work
 
 #: Callback for the progress display: (run index, event, value) with event "start" | "steps" | "done".
 OnEvent = Callable[[int, str, Any], None]
@@ -56,8 +58,6 @@ class WorkerProcess:
     """One worker process and our end of its connection."""
 
     def __init__(self, ctx: Any, spec: RunSpec) -> None:
-        from .worker import work
-
         self.spec = spec
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=work, args=(spec, child), daemon=True, name=f"explain-graph-run-{spec.index}")
@@ -83,8 +83,6 @@ def _raise(spec: RunSpec, msg: dict[str, Any]) -> None:
     if msg["kind"] == "script":
         raise UserScriptError(msg["message"], msg.get("traceback", ""))
     if msg["kind"] == "explainer":
-        from .. import errors
-
         cls = getattr(errors, msg.get("cls", ""), ExplainerError)
         if not (isinstance(cls, type) and issubclass(cls, ExplainerError)):
             cls = ExplainerError

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExplainerError, NoTrainingError, UserScriptError
+from ..run import load_source, seed_everything, user_traceback
+from ..scriptenv import ScriptOsExit, script_environment
 from .record import find_divergence
 from .spec import RunSpec
 
@@ -71,9 +73,7 @@ class Worker:
             self.send(type="progress", steps=steps)
 
     def run(self) -> None:
-        from ..run import load_source, seed_everything, user_traceback
-        from ..scriptenv import ScriptOsExit, script_environment
-        from ..trace import is_user_file
+        from ..trace.naming import is_user_file  # imports torch, as the two below do
         from .hooks import StepRecorder
         from .replay import ProgramRecorder
 
