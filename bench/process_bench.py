@@ -11,8 +11,10 @@ the graph, the layout and writing the file all count. For each model of
 * ours: ``python -m explainer SCRIPT --format svg`` (the default diagram, folded as the CLI folds);
 * torchviz: the same script with ``make_dot(loss, params=...).render(format="svg")`` appended.
 
-Runs are interleaved, each pair ``--repeat`` times; the best of each is kept, and the
-ratio ours / torchviz is printed (target: at most 1.0x). One torch thread.
+Runs are interleaved, each pair ``--repeat`` times after one untimed warm-up; the best
+of each is kept, and the ratio ours / torchviz is printed (target: at most 1.0x). One torch
+thread. Both run as installed packages run: with their bytecode cached (the warm-up writes
+it, whatever ``PYTHONDONTWRITEBYTECODE`` says), not compiled anew from source each time.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ MODELS = {
 
 def _time(cmd: list[str], cwd: Path) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -84,6 +87,7 @@ def measure(name: str, repeat: int, tmp: Path) -> tuple[float, float]:
         "--force",
     ]
     tv_cmd = [sys.executable, str(tv_script)]
+    _time(ours_cmd, ROOT), _time(tv_cmd, ROOT)  # warm-up: caches, bytecode
     ours, tv = [], []
     for _ in range(repeat):
         ours.append(_time(ours_cmd, ROOT))

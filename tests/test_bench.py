@@ -45,3 +45,19 @@ def test_video_bench_quick_prints_its_table() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "s/step" in proc.stdout and "x" in proc.stdout
+
+
+def test_process_bench_quick_prints_its_ratio() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "process_bench.py"), "--quick", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.strip("|").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert [c.strip() for c in rows[0]] == ["model", "explain-graph, s", "torchviz, s", "ratio"]
+    (model, ours, torchviz, ratio) = [c.strip() for c in rows[-1]]
+    assert model == "linear regression" and float(ours) > 0 and float(torchviz) > 0
+    assert RATIO.match(ratio), ratio
