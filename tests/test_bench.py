@@ -12,16 +12,15 @@ from conftest import ROOT
 RATIO = re.compile(r"^\d+\.\d\d?x$")
 
 
-def test_bench_quick_prints_the_ratios() -> None:
+def _bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``bench/SCRIPT`` as a developer does, one torch thread."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--markdown"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=ROOT,
-    )
+    cmd = [sys.executable, str(ROOT / "bench" / script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_bench_quick_prints_the_ratios() -> None:
+    r = _bench("bench.py", "--quick", "--markdown")
     assert r.returncode == 0, r.stderr
     assert "explain-graph vs plain PyTorch and torchviz" in r.stdout  # the rich table
     rows = [line.strip("|").split(" | ") for line in r.stdout.splitlines() if line.startswith("| ")]
@@ -36,25 +35,13 @@ def test_bench_quick_prints_the_ratios() -> None:
 
 
 def test_video_bench_quick_prints_its_table() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "video_bench.py"), "--sizes", "5", "--no-mlp"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
+    proc = _bench("video_bench.py", "--sizes", "5", "--no-mlp", timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "s/step" in proc.stdout and "x" in proc.stdout
 
 
 def test_process_bench_quick_prints_its_ratio() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "process_bench.py"), "--quick", "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    proc = _bench("process_bench.py", "--quick", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     rows = [line.strip("|").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert [c.strip() for c in rows[0]] == ["model", "explain-graph, s", "torchviz, s", "ratio"]
