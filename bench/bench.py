@@ -22,7 +22,8 @@ For each model of ``bench/models.py``, in one process, on one thread:
 Times are the best of a few repeats (renders interleaved with torchviz's), each
 after a ``gc.collect()`` so that none pays for an earlier one's garbage (collection
 during a run still counts); the first trace of the process (one-time imports) is
-run before any timing.
+run before any timing. The whole command as a process (start-up imports included)
+against torchviz's whole process: ``bench/process_bench.py``.
 """
 
 from __future__ import annotations
