@@ -208,7 +208,7 @@ def test_slice_of_a_larger_model(tmp_path) -> None:
     assert "path-0" in svg_ids(tmp_path / "training.svg")
 
 
-def test_cli_compare_korean_html_slides(tmp_path) -> None:
+def test_cli_compare_korean_html_slides_pptx(tmp_path) -> None:
     out = tmp_path / "out"
     r = run_cli(
         str(LECTURE),
@@ -219,13 +219,13 @@ def test_cli_compare_korean_html_slides(tmp_path) -> None:
         "--out",
         str(out),
         "--html",
-        "--slides",
+        "--pptx",
         "--format",
         "svg",
     )
     assert r.returncode == 0, r.stderr
     names = {p.name for p in out.iterdir()}
-    assert {"training.json", "training.svg", "training.png", "index.html", "slides.pdf"} <= names
+    assert {"training.json", "training.svg", "training.png", "index.html", "slides.pdf", "slides.pptx"} <= names
     svg = (out / "training.svg").read_text(encoding="utf-8")
     assert "옵티마이저 비교" in svg and "스텝별 손실" in svg
     assert "옵티마이저 비교" in r.stdout
@@ -233,6 +233,16 @@ def test_cli_compare_korean_html_slides(tmp_path) -> None:
     assert 'id="training"' in page and 'href="#training"' in page and "path-1" in page
     pngs = sorted((out / "slides").glob("page-*.png"))
     assert len(pngs) >= 5 and pngs[-1].name == f"page-{len(pngs):02d}.png"
+    # --pptx: the training pages join the PowerPoint deck as well, picture for picture, their words as notes
+    from pptx import Presentation
+
+    slides = list(Presentation(str(out / "slides.pptx")).slides)
+    assert len(slides) == len(pngs)
+    for slide, png in zip(slides[-3:], pngs[-3:]):
+        (picture,) = [s for s in slide.shapes if s.shape_type == 13]
+        assert picture.image.blob == png.read_bytes()
+    notes = [s.notes_slide.notes_text_frame.text for s in slides[-3:]]
+    assert "옵티마이저 비교" in notes[0].splitlines()[0] and "SGD" in notes[1] and "Adam" in notes[2]
     data = json.loads((out / "training.json").read_text())
     assert data["schema"] == "explain-graph-training/1" and [r["optimizer"] for r in data["runs"]] == ["SGD", "Adam"]
 

@@ -36,25 +36,40 @@ def import_pptx() -> Any:
 
 def write_pptx(pages: Sequence[Path], notes: Sequence[str], path: Path) -> Path:
     """A PowerPoint file with one full-slide picture per page PNG and ``notes`` as speaker notes."""
-    pptx = import_pptx()
-    prs = pptx.Presentation()
+    prs = import_pptx().Presentation()
     prs.slide_width, prs.slide_height = SLIDE_W, SLIDE_H
-    blank = prs.slide_layouts[6]
-    for png, note in zip(pages, notes):
-        slide = prs.slides.add_slide(blank)
-        slide.shapes.add_picture(str(png), 0, 0, width=SLIDE_W, height=SLIDE_H)
-        if note:
-            slide.notes_slide.notes_text_frame.text = note
+    _add_slides(prs, pages, notes)
     when = dt.datetime.fromtimestamp(int(os.environ.get("SOURCE_DATE_EPOCH", "0")), tz=dt.timezone.utc)
     props = prs.core_properties
     props.created = props.modified = when.replace(tzinfo=None)
     props.last_printed = when.replace(tzinfo=None)
     props.author = props.last_modified_by = "explain-graph"
     props.revision = 1
+    _save(prs, path)
+    return path
+
+
+def append_pptx(path: Path, pages: Sequence[Path], notes: Sequence[str]) -> Path:
+    """Add a slide per page PNG (``notes`` as speaker notes) at the end of the deck `write_pptx` wrote."""
+    prs = import_pptx().Presentation(str(path))
+    _add_slides(prs, pages, notes)
+    _save(prs, path)
+    return path
+
+
+def _add_slides(prs: Any, pages: Sequence[Path], notes: Sequence[str]) -> None:
+    blank = prs.slide_layouts[6]
+    for png, note in zip(pages, notes):
+        slide = prs.slides.add_slide(blank)
+        slide.shapes.add_picture(str(png), 0, 0, width=SLIDE_W, height=SLIDE_H)
+        if note:
+            slide.notes_slide.notes_text_frame.text = note
+
+
+def _save(prs: Any, path: Path) -> None:
     raw = io.BytesIO()
     prs.save(raw)
     _fix_zip_times(raw.getvalue(), path)
-    return path
 
 
 def _fix_zip_times(data: bytes, path: Path) -> None:
@@ -67,4 +82,4 @@ def _fix_zip_times(data: bytes, path: Path) -> None:
             dst.writestr(fixed, src.read(info.filename))
 
 
-__all__ = ["import_pptx", "write_pptx"]
+__all__ = ["append_pptx", "import_pptx", "write_pptx"]

@@ -47,7 +47,7 @@ from .framing import PANEL_SHARE
 from .measure import text_width
 from .panel import pack
 from .panel_svg import MAX_EM, draw_panel, svg_el, svg_text
-from .pptx import write_pptx
+from .pptx import append_pptx, write_pptx
 from .style import node_colours, step_mark
 
 #: Page size in CSS pixels (13.33 × 7.5 in at 96 dpi, PowerPoint's 16:9).
@@ -440,11 +440,12 @@ def render_slides(story: Story, out_dir: Path, pptx: bool = False) -> list[Path]
     return [pdf, *pngs]
 
 
-def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
+def append_pages(out_dir: Path, pages: list[ET.Element], notes: Sequence[str]) -> list[Path]:
     """Add ``pages`` (16:9 SVG trees, e.g. the training pages) after a deck `render_slides` wrote.
 
     ``slides.pdf`` gets them at its end (``pdfunite``), ``slides/`` their PNGs,
-    numbered on from the deck's; returns the new PNGs.
+    numbered on from the deck's, and ``slides.pptx``, when the deck has one, a slide
+    each with ``notes`` as speaker notes; returns the new PNGs.
     """
     if not pages:
         return []
@@ -483,6 +484,8 @@ def append_pages(out_dir: Path, pages: list[ET.Element]) -> list[Path]:
             dest = png_dir / f"page-{n:0{digits}d}.png"
             shutil.move(str(f), dest)
             pngs.append(dest)
+    if (out_dir / "slides.pptx").exists():  # this run's deck, written in PowerPoint too (--pptx)
+        append_pptx(out_dir / "slides.pptx", pngs, notes)
     return pngs
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..render.slides import append_pages
 from ..render.views import add_view
 from ..text import fmt_number, t
-from .pages import VIEW_ID, html_view, slide_pages
+from .pages import VIEW_ID, html_view, page_notes, slide_pages
 from .plots import training_figure
 from .record import Run, TrainingRecord, save_training
 from .runner import run_all
@@ -161,7 +161,8 @@ def training_writer(
                 add_view(page.read_text(encoding="utf-8"), VIEW_ID, t("tr_page", lang), view, lang), encoding="utf-8"
             )
         if slides and (folder / "slides.pdf").exists():
-            append_pages(folder, slide_pages(record, theme, lang, digits))
+            pages = slide_pages(record, theme, lang, digits)
+            append_pages(folder, pages, [page_notes(p) for p in pages])
         return files
 
     return write

@@ -174,6 +174,15 @@ def slide_pages(
     return pages
 
 
+def page_notes(page: ET.Element) -> str:
+    """The words a slide page shows itself (not those of a figure drawn in it), a line per row: its speaker notes."""
+    rows: dict[str, list[str]] = {}
+    for text in page.findall(f"{{{SVG_NS}}}text"):
+        if text.text and text.text.strip():
+            rows.setdefault(text.get("y", ""), []).append(text.text.strip())
+    return "\n".join("   ".join(cells) for cells in rows.values())
+
+
 def _table(page: ET.Element, theme: Any, header: list[str], rows: list[list[str]], record: TrainingRecord) -> None:
     header = [h.replace("\n", " ") for h in header]
     size = 24.0
@@ -197,4 +206,4 @@ def _table(page: ET.Element, theme: Any, header: list[str], rows: list[list[str]
         _el(page, "rect", x=MARGIN, y=f"{y - size * 0.55:g}", width=PAGE_W - 2 * MARGIN, height=1, fill=theme.cluster)
 
 
-__all__ = ["VIEW_ID", "html_view", "slide_pages"]
+__all__ = ["VIEW_ID", "html_view", "page_notes", "slide_pages"]
