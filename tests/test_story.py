@@ -105,16 +105,15 @@ def test_rankdir_follows_the_option_or_the_frame() -> None:
 
 def test_notebook_steps_use_the_same_story(monkeypatch: pytest.MonkeyPatch) -> None:
     import explainer.notebook as nb
-    import explainer.story
 
     built: list[object] = []
-    real = explainer.story.build_story
+    real = nb.build_story
 
     def spy(g, options=None, steps=None):  # noqa: ANN001, ANN202
         built.append(g)
         return real(g, options, steps)
 
-    monkeypatch.setattr(explainer.story, "build_story", spy)  # the notebook imports it when it steps
+    monkeypatch.setattr(nb, "build_story", spy)
     page = nb.Diagram(lecture_graph()).steps()
     assert len(built) == 1 and 'id="eg-data"' in page.page
 
