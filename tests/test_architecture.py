@@ -7,6 +7,8 @@ as much as the ones at the top of a module.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
@@ -38,28 +40,57 @@ def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+@dataclass(frozen=True)
+class Import:
+    """One import statement's target: a package module (``explainer.fold``) or a third-party
+    package by its top-level name (``torch``), with the names taken from it."""
+
+    target: str
+    names: tuple[str, ...]
+    in_function: bool
+    for_types: bool  # inside ``if TYPE_CHECKING:``
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Import]:
+    """Every import in module ``name``, at any depth of its code."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        in_function, for_types = False, False
+        up = parents.get(id(node))
+        while up is not None:
+            in_function |= isinstance(up, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for_types |= isinstance(up, ast.If) and "TYPE_CHECKING" in ast.unparse(up.test)
+            up = parents.get(id(up))
+        targets: list[tuple[str, tuple[str, ...]]] = []
+        if isinstance(node, ast.Import):
+            targets = [(a.name, ()) for a in node.names]
+        else:
+            base = _resolve(name, node, path.name == "__init__.py")
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                targets.append((sub, ()) if sub in modules else (base, (a.name,)))
+        for target, names in targets:
+            if target.startswith("explainer"):
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+            else:
+                target = target.split(".")[0]
+            yield Import(target, names, in_function, for_types)
+
+
 def import_graph() -> nx.DiGraph:
     """Module -> the package modules it imports (at any depth of its code), with the names used."""
     modules = _modules()
     g = nx.DiGraph()
     g.add_nodes_from(modules)
     for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            targets: list[tuple[str, list[str]]] = []
-            if isinstance(node, ast.Import):
-                targets = [(a.name, []) for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = _resolve(name, node, path.name == "__init__.py")
-                for a in node.names:
-                    sub = f"{base}.{a.name}"
-                    targets.append((sub, []) if sub in modules else (base, [a.name]))
-            for target, names in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name and target.startswith("explainer"):
-                    g.add_edge(name, target)
-                    g.edges[name, target].setdefault("names", set()).update(names)
+        for imp in imports_of(name, path, modules):
+            if imp.target in modules and imp.target != name:
+                g.add_edge(name, imp.target)
+                g.edges[name, imp.target].setdefault("names", set()).update(imp.names)
     return g
 
 
@@ -99,44 +130,17 @@ def test_the_trace_is_the_only_stage_that_imports_torch_internals() -> None:
 HEAVY = {"torch", "networkx", "numpy", "manim", "matplotlib", "pptx", "PIL", "av", "IPython", "nbformat", "nbclient"}
 
 
-def _imports_by_depth(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str], set[str]]:
-    """What ``name`` imports at module level and inside functions: package modules by name,
-    third-party packages by their top-level name (``TYPE_CHECKING`` blocks left out)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    top: set[str] = set()
-    lazy: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Import, ast.ImportFrom)):
-            continue
-        in_function, for_types = False, False
-        up = parents.get(id(node))
-        while up is not None:
-            in_function |= isinstance(up, (ast.FunctionDef, ast.AsyncFunctionDef))
-            for_types |= isinstance(up, ast.If) and "TYPE_CHECKING" in ast.unparse(up.test)
-            up = parents.get(id(up))
-        if for_types:
-            continue
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        else:
-            base = _resolve(name, node, path.name == "__init__.py")
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
-        for target in targets:
-            while target.startswith("explainer") and target not in modules:
-                target = target.rpartition(".")[0]
-            (lazy if in_function else top).add(target if target.startswith("explainer") else target.split(".")[0])
-    return top, lazy
-
-
 def test_function_level_imports_only_defer_heavy_packages() -> None:
     """A module imports another of the package inside a function only when that brings in a heavy
     package the importer does not load already (torch for ``--help``, Manim for ``--video``...);
     otherwise the import belongs at the top, where a reader sees what the module depends on."""
     modules = _modules()
-    top, lazy = {}, {}
+    top: dict[str, set[str]] = {name: set() for name in modules}
+    lazy: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        top[name], lazy[name] = _imports_by_depth(name, path, modules)
+        for imp in imports_of(name, path, modules):
+            if not imp.for_types:
+                (lazy if imp.in_function else top)[name].add(imp.target)
     heavy: dict[str, set[str]] = {}
 
     def heavy_of(name: str) -> set[str]:
